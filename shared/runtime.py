@@ -1,0 +1,46 @@
+"""Seeding, determinism and device choice, shared by every write-up."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # Deterministic CUDA matmuls need this workspace setting; harmless on CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for one training step, derived from (seed, step).
+
+    Drawing each batch from its own generator makes a resumed run see exactly the batches an
+    uninterrupted run sees, without saving RNG state.
+    """
+    gen = torch.Generator(device=device)
+    gen.manual_seed((seed * 1_000_003 + step * 7_919) % (2**63 - 1))
+    return gen
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), CPU otherwise; `preference` is auto, cpu or cuda."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {preference!r}")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def set_threads(n: int) -> None:
+    """Use `n` intra-op threads (Snakemake passes the job's `threads`)."""
+    torch.set_num_threads(max(1, n))
