@@ -162,6 +162,9 @@ def scorecard_markdown(rows: list[Row], profile: str, provenance: str) -> str:
                 f"| **{c.id}**: {c.statement} | {c.published} | {_fmt(r.reproduced)} "
                 f"| {c.check.describe()} | {', '.join(c.profiles)} | {r.status} |"
             )
+        notes = [r.claim for r in rows if r.writeup == writeup and r.claim.note]
+        if notes:
+            lines += [""] + [f"- **{c.id}**: {c.note}" for c in notes]
     return "\n".join(lines) + "\n"
 
 

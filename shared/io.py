@@ -25,21 +25,36 @@ def _atomic_path(path: Path) -> Path:
     return Path(tmp)
 
 
+# safetensors writes its metadata map in arbitrary key order, so several keys would make the
+# file's bytes (and its DVC hash) change from run to run: all metadata goes into one key.
+_META_KEY = "replication_metadata"
+
+
 def save_tensors(
     path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Save tensors as safetensors, atomically (contiguous CPU copies)."""
+    """Save tensors as safetensors, atomically (contiguous CPU copies), byte-stable."""
     path = Path(path)
     tmp = _atomic_path(path)
+    packed = {_META_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
     try:
         save_file(
             {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
             str(tmp),
-            metadata=dict(metadata) if metadata else None,
+            metadata=packed,
         )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_metadata(path: Path) -> dict[str, str]:
+    """The metadata written by `save_tensors` (empty when there is none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        raw = handle.metadata() or {}
+    return json.loads(raw[_META_KEY]) if _META_KEY in raw else {}
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from shared.io import load_tensors, save_tensors
+from shared.io import load_metadata, load_tensors, save_tensors
 
 
 class Stateful(Protocol):
@@ -83,10 +83,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
+    meta = load_metadata(path)
     if meta.get("fingerprint") != fingerprint:
         print(f"[checkpoint] {path} is for other settings; starting afresh", file=sys.stderr)
         return None

@@ -86,3 +86,14 @@ def test_missing_file_and_bad_yaml(tmp_path):
     _write(tmp_path, "default.yaml", "seed: [1\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_profile(Outer, tmp_path, "default")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    betas: tuple[float, float]
+
+
+def test_fixed_length_tuple():
+    assert build(Pair, {"betas": [0.9, "0.99"]}).betas == (0.9, 0.99)
+    with pytest.raises(ConfigError, match="config.betas: expected 2 items, got 3"):
+        build(Pair, {"betas": [0.9, 0.99, 0.1]})

@@ -53,3 +53,16 @@ def test_tensor_and_json_roundtrip(tmp_path):
 def test_missing_input_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing input"):
         load_tensors(tmp_path / "nope.safetensors")
+
+
+def test_tensor_files_are_byte_stable_with_metadata(tmp_path):
+    from shared.io import load_metadata
+
+    t = {"a": torch.ones(3), "b": torch.zeros(2, 2)}
+    meta = {f"key{i}": str(i) for i in range(8)}
+    blobs = set()
+    for i in range(4):
+        save_tensors(tmp_path / f"{i}.safetensors", t, meta)
+        blobs.add((tmp_path / f"{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
+    assert load_metadata(tmp_path / "0.safetensors") == meta

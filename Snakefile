@@ -1,0 +1,108 @@
+# The whole replication DAG. Build every figure of the default profile:
+#     snakemake --cores all figures/
+# one figure:      snakemake --cores all figures/toy_models/tms_superposition.png
+# another scale:   snakemake --cores all figures/ --config profile=smoke|default|paper
+# On a cluster the same DAG runs with `--executor slurm` (rules declare threads, mem_mb, gpu).
+
+from pathlib import Path
+
+from shared import pipeline
+from shared.config import ConfigError, check_profile
+
+ALLOWED_CONFIG_KEYS = {"profile"}
+config.setdefault("profile", "default")
+try:
+    unknown = sorted(set(config) - ALLOWED_CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown --config key '{unknown[0]}' (known: {', '.join(sorted(ALLOWED_CONFIG_KEYS))})"
+        )
+    PROFILE = check_profile(config["profile"])
+except ConfigError as err:
+    pipeline.fail(err)
+
+SCORECARD = pipeline.SCORECARD_DIR.format(profile=PROFILE)
+LOGS = f"results/{PROFILE}/logs"
+# Absolute, since conda paths in included rules files resolve relative to those files.
+ENV = str(Path(workflow.basedir) / "env" / "conda.yaml")
+
+
+include: "shared/common.smk"
+
+
+for _writeup in pipeline.WRITEUPS:
+    include: f"replications/{_writeup}/rules.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "figures",
+
+
+rule scorecard:
+    """Every claim of every write-up: published beside reproduced, for this profile."""
+    input:
+        claims=[pipeline.claims_path(w) for w in pipeline.WRITEUPS],
+        metrics=[pipeline.metrics_path(PROFILE, w) for w in pipeline.WRITEUPS],
+    output:
+        md=f"{SCORECARD}/scorecard.md",
+        json=f"{SCORECARD}/scorecard.json",
+        png=report(f"{SCORECARD}/scorecard.png", caption="shared/captions/scorecard.rst",
+                   category="Scorecard"),
+        pdf=f"{SCORECARD}/scorecard.pdf",
+    params:
+        writeups=" ".join(
+            f"--writeup {w} {pipeline.claims_path(w)} {pipeline.metrics_path(PROFILE, w)}"
+            for w in pipeline.WRITEUPS
+        ),
+        profile=PROFILE,
+    log:
+        f"{LOGS}/scorecard.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    shell:
+        "python -m shared.scorecard --profile {params.profile} {params.writeups} "
+        "--markdown {output.md} --json {output.json} --figure {output.png} 2>&1 | tee {log}"
+
+
+rule figures:
+    """Collect every figure and the scorecard into figures/ (the `figures/` target)."""
+    input:
+        png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
+        pdf=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "pdf")],
+        scorecard=rules.scorecard.output,
+    output:
+        directory("figures"),
+    params:
+        profile=PROFILE,
+    log:
+        f"{LOGS}/figures.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=500,
+    shell:
+        "python -m shared.collect --profile {params.profile} --out {output} {input.png} "
+        "{input.pdf} {input.scorecard} 2>&1 | tee {log}"
+
+
+rule one_figure:
+    """One figure on its own: figures/<write-up>/<name>.png (or .pdf)."""
+    input:
+        f"results/{PROFILE}/{{writeup}}/figures/{{name}}.{{ext}}",
+    output:
+        "figures/{writeup}/{name}.{ext}",
+    wildcard_constraints:
+        writeup="|".join(pipeline.WRITEUPS),
+        ext="png|pdf",
+    log:
+        f"{LOGS}/one_figure/{{writeup}}/{{name}}.{{ext}}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=200,
+    shell:
+        "cp -v {input} {output} 2>&1 | tee {log}"

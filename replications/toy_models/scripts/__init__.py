@@ -1,0 +1,1 @@
+"""Command-line entry points of the toy-models pipeline (one per Snakemake rule)."""

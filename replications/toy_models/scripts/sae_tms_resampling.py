@@ -1,0 +1,53 @@
+"""Resampling study: TMS models at increasing F/H ratios, SAEs of width = represented features
+trained without and with resampling of dead features (several L1 values and seeds each).
+
+Outputs a results JSON (per ratio and mode: MMCS, dead share, L0, FVU per L1 and seed) and a
+safetensors file (each TMS W and SAE decoder).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from replications.toy_models.sae_tms import (
+    SAETMSConfig,
+    best_seed_mean_mmcs,
+    run_resampling_study,
+)
+from replications.toy_models.scripts._tms_common import (
+    load_config,
+    output_metadata,
+    parser,
+    remove_finished,
+    setup,
+)
+from shared.config import config_hash
+from shared.io import save_tensors, write_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0], training=True)
+    p.add_argument("--out", type=Path, required=True, help="results (.json)")
+    p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
+    args = p.parse_args(argv)
+    cfg = load_config(args.profile)
+    device = setup(cfg, args.threads)
+    scfg: SAETMSConfig = cfg.sae_tms
+    start = time.perf_counter()
+    study, weights = run_resampling_study(
+        scfg, cfg.seed, args.checkpoint_dir, f"{config_hash(scfg)}/{cfg.seed}/resampling", device
+    )
+    save_tensors(args.weights, weights, output_metadata(args.profile, scfg))
+    write_json(args.out, study)
+    remove_finished(args.checkpoint_dir, "sae_tms_resampling_")
+    print(f"[sae_tms_resampling] {len(study['ratios'])} ratios x {len(study['modes'])} modes "
+          f"in {time.perf_counter() - start:.1f}s")
+    for entry in study["per_ratio"]:
+        parts = [f"{mode} {best_seed_mean_mmcs(entry, mode)[0]:.3f}" for mode in study["modes"]]
+        print(f"[sae_tms_resampling]   F/H = {entry['ratio']:2d} ({entry['n_represented']}/"
+              f"{entry['n_features']} represented): best seed-mean MMCS " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Train the TMS whose hidden state the SAEs read, then the SAE width x L1 sweep on it.
+
+Outputs a results JSON (MMCS, L0, FVU and dead share per width and L1; the number of features
+the TMS represents) and a safetensors file (the TMS W and every SAE decoder).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from replications.toy_models.sae_tms import SAETMSConfig, run_width_sweep, train_source_tms
+from replications.toy_models.scripts._tms_common import (
+    load_config,
+    output_metadata,
+    parser,
+    remove_finished,
+    setup,
+)
+from replications.toy_models.tms import sub_seed
+from shared.config import config_hash
+from shared.io import save_tensors, write_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0], training=True)
+    p.add_argument("--out", type=Path, required=True, help="results (.json)")
+    p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
+    args = p.parse_args(argv)
+    cfg = load_config(args.profile)
+    device = setup(cfg, args.threads)
+    scfg: SAETMSConfig = cfg.sae_tms
+    fingerprint = f"{config_hash(scfg)}/{cfg.seed}/sweep"
+    start = time.perf_counter()
+    W, b, tms_loss = train_source_tms(
+        scfg, scfg.n_features, scfg.n_hidden, sub_seed(cfg.seed, "sae_tms source"),
+        args.checkpoint_dir / "sae_tms_sweep_tms.safetensors", f"{fingerprint}/tms", device,
+    )
+    tms_time = time.perf_counter() - start
+    results, decoders = run_width_sweep(scfg, W, cfg.seed, args.checkpoint_dir, fingerprint,
+                                        device)
+    results["tms_final_loss"] = tms_loss
+    save_tensors(args.weights, {"tms.W": W, "tms.b_final": b, **decoders},
+                 output_metadata(args.profile, scfg))
+    write_json(args.out, results)
+    remove_finished(args.checkpoint_dir, "sae_tms_sweep_")
+    best = torch.tensor(results["mmcs"]).mean(-1).max(dim=1).values  # best L1 by seed mean
+    print(f"[sae_tms_sweep] TMS {scfg.n_features}/{scfg.n_hidden}: {results['n_represented']} "
+          f"features represented ({tms_time:.1f}s); SAE sweep in "
+          f"{time.perf_counter() - start - tms_time:.1f}s")
+    for mult, width, score in zip(scfg.width_multiples, results["widths"], best.tolist()):
+        print(f"[sae_tms_sweep]   width {width:3d} ({mult:.2f} x F): seed-mean MMCS at the "
+              f"best L1 {score:.3f}")
+
+
+if __name__ == "__main__":
+    main()

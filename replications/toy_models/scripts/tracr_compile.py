@@ -1,0 +1,41 @@
+"""Compile one RASP program with tracr, convert it to a HookedTransformer, check it on every input.
+
+Outputs, in --out-dir: `model.safetensors` (state dict), `model.json` (HookedTransformerConfig
+fields, residual labels and variables, input/output encodings, equality-check summary) and
+`domain.safetensors` (every input of the domain with the RASP program's true outputs). Nothing
+is written, and the exit status is 1, if the converted model disagrees with tracr's own model.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from replications.toy_models.scripts._tracr_common import load_config, parser, setup
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0], training=False)
+    p.add_argument("--program", required=True, help="library program (reverse, sort, ...)")
+    p.add_argument("--out-dir", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = load_config(args.profile)
+    setup(cfg.seed, args.threads)
+    # Imported after the config so a bad profile fails before jax loads.
+    from replications.toy_models.tracr_models import compile_and_convert, describe, save_converted
+
+    if args.program not in cfg.tracr.programs:
+        sys.exit(f"tracr_compile: program {args.program!r} is not in tracr.programs "
+                 f"{list(cfg.tracr.programs)} of profile {args.profile}")
+    start = time.perf_counter()
+    model, info, domain = compile_and_convert(args.program, cfg.tracr)
+    print(f"[tracr_compile] {describe(info)} ({time.perf_counter() - start:.1f}s)")
+    if not info.check["passed"]:
+        sys.exit(f"tracr_compile: converted {args.program} disagrees with tracr: {info.check}")
+    save_converted(args.out_dir, model, info)
+    domain.save(args.out_dir / "domain.safetensors")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,629 @@
+"""Tracr programs compiled to transformer weights and converted to TransformerLens models.
+
+Tracr compiles a RASP program into a transformer whose residual stream is a direct sum of
+one-hot (categorical) or scalar (numerical) subspaces, one per program variable: every residual
+dimension has a known meaning such as `tokens:3`, `indices:0`, `one` or `reverse:2`. We convert
+the compiled Haiku model into a `HookedTransformer` (no LayerNorm, bidirectional attention, ReLU
+MLPs) and check it against tracr's own forward pass on every input of a small domain: all token
+sequences over the vocabulary of length 1..max_seq_len, with BOS first.
+
+Only the compile step imports tracr / jax (lazily); loading a converted model needs neither.
+
+Padding: sequences of different lengths share one batch, padded on the right with tracr's PAD
+token. Tracr's intended semantics for padding (its `pad_token` mask) is that no query attends
+to a PAD key; we apply that mask with a hook on every layer's attention scores. Outputs at real
+positions are then identical to running each length on its own (checked in the tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import einops
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from shared.config import check
+from shared.io import load_tensors, read_json, save_tensors, write_json
+
+# sort_unique is left out: it is undefined (None) on inputs with repeated tokens.
+PROGRAMS: tuple[str, ...] = ("reverse", "sort", "frac_prevs", "hist", "length")
+BOS = "BOS"
+PAD = "PAD"
+# Attention score given to PAD keys (tracr uses the same constant for masked logits).
+MASKED_SCORE = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class TracrSAEConfig:
+    """SAEs trained on the residual stream of the (uncompressed) compiled models."""
+
+    dict_mult: float  # SAE width = ceil(dict_mult * number of active residual directions)
+    l1_coeffs: tuple[float, ...]  # one SAE instance per value
+    lr: float
+    adam_betas: tuple[float, float]
+    batch_size: int
+    n_steps: int
+    resample: Literal["none", "reinit", "anthropic"]
+    resample_every: int
+    resample_window: int
+    active_eps: float  # a residual direction is 'active' if |value| > active_eps somewhere
+    recovery_threshold: float  # a variable is 'missed' if its mean max-cosine is below this
+
+    def __post_init__(self) -> None:
+        check(self.dict_mult > 0, "sae.dict_mult must be positive")
+        check(len(self.l1_coeffs) > 0, "sae.l1_coeffs needs at least one value")
+        check(all(c >= 0 for c in self.l1_coeffs), "sae.l1_coeffs must be non-negative")
+        check(self.lr > 0, "sae.lr must be positive")
+        check(all(0 <= b < 1 for b in self.adam_betas), "sae.adam_betas must lie in [0, 1)")
+        check(self.batch_size > 0 and self.n_steps > 0, "sae.batch_size, sae.n_steps must be > 0")
+        check(
+            self.resample == "none" or 0 < self.resample_window <= self.resample_every,
+            "sae.resample_window must be in (0, resample_every]",
+        )
+        check(self.active_eps >= 0, "sae.active_eps must be non-negative")
+        check(0 < self.recovery_threshold <= 1, "sae.recovery_threshold must be in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class TracrConfig:
+    """Which RASP programs to compile, on which input domain, and how strictly to check them."""
+
+    programs: tuple[str, ...]
+    vocab: tuple[int, ...]  # integer tokens (sort needs numerical keys)
+    max_seq_len: int  # longest input, not counting BOS
+    frac_prevs_token: int  # frac_prevs counts the fraction of previous tokens equal to this
+    mlp_exactness: int  # tracr's MLP approximation parameter (its default is 100)
+    check_atol: float  # max |tracr - converted| allowed on logits and residuals
+    sae: TracrSAEConfig
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.programs if p not in PROGRAMS]
+        check(not unknown, f"unknown tracr program {unknown[:1]} (known: {', '.join(PROGRAMS)})")
+        check(len(self.programs) > 0, "tracr.programs needs at least one program")
+        check(len(set(self.programs)) == len(self.programs), "tracr.programs has duplicates")
+        check(len(self.vocab) >= 2, "tracr.vocab needs at least two tokens")
+        check(len(set(self.vocab)) == len(self.vocab), "tracr.vocab has duplicate tokens")
+        check(self.max_seq_len >= 1, "tracr.max_seq_len must be at least 1")
+        check(self.frac_prevs_token in self.vocab, "tracr.frac_prevs_token must be in tracr.vocab")
+        check(self.mlp_exactness >= 1, "tracr.mlp_exactness must be at least 1")
+        check(self.check_atol > 0, "tracr.check_atol must be positive")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers: labels, domains, accuracy.
+
+
+def parse_residual_label(label: str) -> tuple[str, str | None]:
+    """Split a residual label 'variable:value' into (variable, value); scalars have value None."""
+    name, sep, value = label.partition(":")
+    check(name != "", f"empty variable name in residual label {label!r}")
+    return name, (value if sep else None)
+
+
+def clean_direction_name(raw: str, label_to_name: dict[str, str]) -> str:
+    """Replace tracr's expression label ('reverse_17') in a direction name by the plain name.
+
+    Tracr names directions after expression *labels*, which end in a process-global counter, so
+    the same program compiled twice can get different labels. Helper directions extend a label
+    (e.g. 'length_5_selector_width_attn_output'); the longest matching label prefix wins.
+    """
+    if raw in label_to_name:
+        return label_to_name[raw]
+    prefixes = [lab for lab in label_to_name if raw.startswith(lab + "_")]
+    if not prefixes:
+        return raw
+    best = max(prefixes, key=len)
+    return label_to_name[best] + raw[len(best):]
+
+
+def enumerate_domain(vocab: Sequence[int], max_seq_len: int) -> list[tuple[int, ...]]:
+    """All sequences over `vocab` of length 1..max_seq_len, shortest first (no BOS)."""
+    return [
+        seq
+        for length in range(1, max_seq_len + 1)
+        for seq in itertools.product(sorted(vocab), repeat=length)
+    ]
+
+
+def encode_domain(
+    domain: Sequence[Sequence[int]], token_to_id: dict[Any, int], max_seq_len: int
+) -> tuple[Int[Tensor, "n pos"], Bool[Tensor, "n pos"]]:
+    """Token ids with BOS first and PAD after the end, and the mask of output positions.
+
+    Output positions are the real, non-BOS positions (pos 1..len).
+    """
+    bos, pad = token_to_id[BOS], token_to_id[PAD]
+    ids = torch.full((len(domain), max_seq_len + 1), pad, dtype=torch.long)
+    ids[:, 0] = bos
+    for row, seq in enumerate(domain):
+        ids[row, 1 : len(seq) + 1] = torch.tensor([token_to_id[t] for t in seq])
+    lengths = torch.tensor([len(s) for s in domain])
+    pos = torch.arange(max_seq_len + 1)
+    out_mask = (pos[None, :] >= 1) & (pos[None, :] <= lengths[:, None])
+    return ids, out_mask
+
+
+def frac_prevs_tolerance(n_pos: int) -> Float[Tensor, " pos"]:
+    """Half a step of the true fraction at each position: 0.5 / (number of tokens so far).
+
+    At sequence position p (BOS is 0) the fraction is k / p for an integer k, so a prediction
+    within 0.5 / p of the truth rounds to the right count. Position 0 (BOS) gets +inf.
+    """
+    pos = torch.arange(n_pos, dtype=torch.float32)
+    return torch.where(pos > 0, 0.5 / pos.clamp_min(1.0), torch.full_like(pos, math.inf))
+
+
+def numerical_correct(
+    pred: Float[Tensor, "*batch pos"], target: Float[Tensor, "*batch pos"]
+) -> Bool[Tensor, "*batch pos"]:
+    """Whether a frac_prevs prediction lies strictly within half a step of the true fraction."""
+    tol = frac_prevs_tolerance(pred.shape[-1]).to(pred.device)
+    return (pred - target).abs() < tol
+
+
+def categorical_correct(
+    logits: Float[Tensor, "*batch pos n_out"], target: Int[Tensor, "*batch pos"]
+) -> Bool[Tensor, "*batch pos"]:
+    """Whether the argmax output equals the target class."""
+    return logits.argmax(dim=-1) == target
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> float:
+    """Mean of `values` over the positions where `mask` is true."""
+    return (values.float() * mask).sum().item() / max(int(mask.sum().item()), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Converted-model metadata.
+
+
+@dataclasses.dataclass(frozen=True)
+class TracrModelInfo:
+    """Everything about a converted model besides its weights (saved as JSON)."""
+
+    program: str
+    vocab: tuple[int, ...]
+    max_seq_len: int
+    categorical: bool  # categorical output (argmax over one-hot) or one numerical dimension
+    output_variable: str
+    residual_labels: tuple[str, ...]  # one per residual dimension, e.g. 'tokens:3', 'one'
+    residual_variables: tuple[str, ...]  # the variable each residual dimension belongs to
+    input_tokens: tuple[Any, ...]  # token of each input id (vocab ints, 'BOS', 'PAD')
+    output_values: tuple[Any, ...]  # value of each output logit (categorical); () if numerical
+    tl_config: dict[str, Any]  # the HookedTransformerConfig fields we set
+    check: dict[str, Any]  # equality check against tracr's own model
+
+    @property
+    def token_to_id(self) -> dict[Any, int]:
+        return {tok: i for i, tok in enumerate(self.input_tokens)}
+
+    @property
+    def d_model(self) -> int:
+        return len(self.residual_labels)
+
+    @property
+    def n_pos(self) -> int:
+        return self.max_seq_len + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TracrModelInfo":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: data[k] for k in fields}
+        for key in ("vocab", "residual_labels", "residual_variables", "input_tokens",
+                    "output_values"):
+            kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a converted model (torch only).
+
+
+def pad_mask_hook(pad_keys: Bool[Tensor, "batch pos"]) -> Callable[[Tensor, Any], Tensor]:
+    """A hook on `hook_attn_scores` that stops every query from attending to PAD keys."""
+
+    def hook(scores: Float[Tensor, "batch head q k"], hook: Any) -> Tensor:
+        mask = einops.rearrange(pad_keys, "batch k -> batch 1 1 k")
+        return scores.masked_fill(mask, MASKED_SCORE)
+
+    return hook
+
+
+def pad_hooks(model: Any, tokens: Int[Tensor, "batch pos"], pad_id: int) -> list[tuple[str, Any]]:
+    """Forward hooks (name, fn) masking PAD keys in every attention layer."""
+    hook = pad_mask_hook(tokens == pad_id)
+    return [(f"blocks.{layer}.attn.hook_attn_scores", hook) for layer in range(model.cfg.n_layers)]
+
+
+def run_converted(
+    model: Any, tokens: Int[Tensor, "batch pos"], pad_id: int,
+    extra_hooks: Sequence[tuple[str, Any]] = (),
+) -> Float[Tensor, "batch pos n_out"]:
+    """Output logits (categorical) or values (numerical, n_out = 1) of a converted model."""
+    hooks = pad_hooks(model, tokens, pad_id) + list(extra_hooks)
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+
+def residual_stack(
+    model: Any, tokens: Int[Tensor, "batch pos"], pad_id: int
+) -> Float[Tensor, "site batch pos d_model"]:
+    """Residual stream at the embedding and after every attention and MLP sublayer.
+
+    These are exactly the residual states tracr exposes (its `residuals` list, after the input
+    embedding), so the full set of values every variable takes is covered.
+    """
+    names = ["blocks.0.hook_resid_pre"]
+    for layer in range(model.cfg.n_layers):
+        if not model.cfg.attn_only:
+            names.append(f"blocks.{layer}.hook_resid_mid")
+        names.append(f"blocks.{layer}.hook_resid_post")
+    with torch.no_grad(), model.hooks(fwd_hooks=pad_hooks(model, tokens, pad_id)):
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return torch.stack([cache[n] for n in names])
+
+
+def build_hooked_transformer(tl_config: dict[str, Any]) -> Any:
+    """An (untrained) HookedTransformer with the given config, built offline."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    return HookedTransformer(HookedTransformerConfig(**tl_config))
+
+
+def save_converted(out_dir: Path, model: Any, info: TracrModelInfo) -> None:
+    """Write `model.safetensors` (state dict) and `model.json` (config, labels, check)."""
+    out_dir = Path(out_dir)
+    save_tensors(out_dir / "model.safetensors", model.state_dict(),
+                 {"program": info.program})
+    write_json(out_dir / "model.json", info.to_json())
+
+
+def load_converted(model_dir: Path) -> tuple[Any, TracrModelInfo]:
+    """Load a converted model and its metadata (torch + TransformerLens only, no jax)."""
+    model_dir = Path(model_dir)
+    info = TracrModelInfo.from_json(read_json(model_dir / "model.json"))
+    model = build_hooked_transformer(info.tl_config)
+    model.load_state_dict(load_tensors(model_dir / "model.safetensors"), strict=True)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model, info
+
+
+@dataclasses.dataclass(frozen=True)
+class Domain:
+    """The whole input domain of a program with the RASP ground truth."""
+
+    tokens: Int[Tensor, "n pos"]
+    out_mask: Bool[Tensor, "n pos"]  # real, non-BOS positions
+    target_ids: Int[Tensor, "n pos"]  # categorical: output class (-1 where masked)
+    target_values: Float[Tensor, "n pos"]  # numerical: true value (0 where masked)
+
+    def save(self, path: Path) -> None:
+        save_tensors(path, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> "Domain":
+        return cls(**load_tensors(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling (tracr / jax imported lazily).
+
+
+def _use_cpu_jax() -> None:
+    # Compiling and checking are tiny; keep jax off any accelerator (and its memory). Tracr runs
+    # its ops eagerly, so XLA compiles ~100 tiny kernels: cheap optimisation levels save ~30%.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    )
+
+
+def make_program(name: str, cfg: TracrConfig) -> Any:
+    """The RASP program `name`, built from tracr's library with every variable named."""
+    _use_cpu_jax()
+    from tracr.compiler import lib
+    from tracr.rasp import rasp
+
+    if name == "reverse":
+        return lib.make_reverse(rasp.tokens).named("reverse")
+    if name == "sort":
+        # Keys made unique by adding index / max_seq_len (tracr's non-unique sort).
+        return lib.make_sort(
+            rasp.tokens, rasp.tokens, max_seq_len=cfg.max_seq_len, min_key=1
+        ).named("sort")
+    if name == "frac_prevs":
+        is_target = (rasp.tokens == cfg.frac_prevs_token).named(f"is_{cfg.frac_prevs_token}")
+        return lib.make_frac_prevs(is_target).named("frac_prevs")
+    if name == "hist":
+        return lib.make_hist().named("hist")
+    if name == "length":
+        return lib.make_length().named("length")
+    raise ValueError(f"unknown program {name!r}")
+
+
+def _label_to_name(program: Any) -> dict[str, str]:
+    """Map every expression label in the program graph to its plain name."""
+    out: dict[str, str] = {}
+    stack, seen = [program], set()
+    while stack:
+        expr = stack.pop()
+        if id(expr) in seen:
+            continue
+        seen.add(id(expr))
+        out[expr.label] = expr.name
+        stack.extend(expr.children)
+    names = list(out.values())
+    dupes = {n for n in names if names.count(n) > 1 and n not in ("tokens", "indices")}
+    # Unnamed helpers share default names ('map', 'select'); keep their labels then.
+    return {lab: (lab if name in dupes else name) for lab, name in out.items()}
+
+
+@dataclasses.dataclass
+class Compiled:
+    """A compiled program: tracr's assembled model plus what we need to convert and check it."""
+
+    name: str
+    program: Any
+    assembled: Any
+    residual_labels: tuple[str, ...]
+
+
+def compile_program(name: str, cfg: TracrConfig) -> Compiled:
+    """Compile library program `name` with tracr over `cfg.vocab` and `cfg.max_seq_len`."""
+    from tracr.compiler import compiling
+
+    program = make_program(name, cfg)
+    assembled = compiling.compile_rasp_to_model(
+        program, vocab=set(cfg.vocab), max_seq_len=cfg.max_seq_len,
+        compiler_bos=BOS, compiler_pad=PAD, mlp_exactness=cfg.mlp_exactness,
+    )
+    label_map = _label_to_name(program)
+    labels = []
+    for raw in assembled.residual_labels:
+        var, value = parse_residual_label(raw)
+        clean = clean_direction_name(var, label_map)
+        labels.append(clean if value is None else f"{clean}:{value}")
+    check(len(set(labels)) == len(labels), f"{name}: residual labels are not unique")
+    return Compiled(name, program, assembled, tuple(labels))
+
+
+def _np(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def _unembed_matrix(compiled: Compiled) -> np.ndarray:
+    """Tracr's unembedding as a [d_model, n_out] matrix (applied to the identity)."""
+    import haiku as hk
+    import jax.numpy as jnp
+
+    assembled = compiled.assembled
+    d_model = len(compiled.residual_labels)
+
+    @hk.without_apply_rng
+    @hk.transform
+    def unembed(x):  # type: ignore[no-untyped-def]
+        return assembled.get_compiled_model().unembed(x, use_unembed_argmax=False)
+
+    mat = _np(unembed.apply(assembled.params, jnp.eye(d_model)))
+    return mat.reshape(d_model, -1)
+
+
+def convert_to_hooked_transformer(compiled: Compiled) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """Build a HookedTransformer with the compiled weights; returns (model, tl_config, W_U)."""
+    asm = compiled.assembled
+    params = {k: {p: _np(v) for p, v in d.items()} for k, d in asm.params.items()}
+    mc = asm.model_config
+    d_model = len(compiled.residual_labels)
+    w_u = _unembed_matrix(compiled)
+    n_layers = mc.num_layers
+    mlp_zero = all(
+        not params[f"transformer/layer_{l}/mlp/{lin}"]["w"].any()
+        for l in range(n_layers) for lin in ("linear_1", "linear_2")
+    )
+    tl_config: dict[str, Any] = dict(
+        n_layers=n_layers, d_model=d_model, d_head=mc.key_size, n_heads=mc.num_heads,
+        d_mlp=None if mlp_zero else mc.mlp_hidden_size, d_vocab=params["token_embed"][
+            "embeddings"].shape[0], d_vocab_out=w_u.shape[1],
+        n_ctx=params["pos_embed"]["embeddings"].shape[0], act_fn="relu",
+        normalization_type=None, attn_only=mlp_zero, attention_dir="bidirectional",
+        positional_embedding_type="standard", default_prepend_bos=False,
+        original_architecture="tracr", device="cpu", seed=0, model_name=f"tracr-{compiled.name}",
+    )
+    model = build_hooked_transformer(tl_config)
+    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    sd: dict[str, Tensor] = {
+        "embed.W_E": t(params["token_embed"]["embeddings"]),
+        "pos_embed.W_pos": t(params["pos_embed"]["embeddings"]),
+        "unembed.W_U": t(w_u),
+        "unembed.b_U": torch.zeros(w_u.shape[1]),
+    }
+    h = mc.num_heads
+    for l in range(n_layers):
+        pre = f"transformer/layer_{l}"
+        for tl_name, tr_name in (("Q", "query"), ("K", "key"), ("V", "value")):
+            p = params[f"{pre}/attn/{tr_name}"]
+            sd[f"blocks.{l}.attn.W_{tl_name}"] = t(einops.rearrange(
+                p["w"], "d_model (head d_head) -> head d_model d_head", head=h))
+            sd[f"blocks.{l}.attn.b_{tl_name}"] = t(einops.rearrange(
+                p["b"], "(head d_head) -> head d_head", head=h))
+        p = params[f"{pre}/attn/linear"]
+        sd[f"blocks.{l}.attn.W_O"] = t(einops.rearrange(
+            p["w"], "(head d_head) d_model -> head d_head d_model", head=h))
+        sd[f"blocks.{l}.attn.b_O"] = t(p["b"])
+        if not mlp_zero:
+            sd[f"blocks.{l}.mlp.W_in"] = t(params[f"{pre}/mlp/linear_1"]["w"])
+            sd[f"blocks.{l}.mlp.b_in"] = t(params[f"{pre}/mlp/linear_1"]["b"])
+            sd[f"blocks.{l}.mlp.W_out"] = t(params[f"{pre}/mlp/linear_2"]["w"])
+            sd[f"blocks.{l}.mlp.b_out"] = t(params[f"{pre}/mlp/linear_2"]["b"])
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    check(not unexpected, f"unexpected state-dict keys {unexpected}")
+    # Only non-learned buffers (attention masks) may be left at their built values.
+    check(all(k.endswith(("mask", "IGNORE")) for k in missing), f"unset weights {missing}")
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model, tl_config, w_u
+
+
+def rasp_ground_truth(
+    compiled: Compiled, domain: Sequence[Sequence[int]], output_values: Sequence[Any],
+    n_pos: int,
+) -> tuple[Int[Tensor, "n pos"], Float[Tensor, "n pos"]]:
+    """Evaluate the RASP program itself on every input: class ids and numerical values."""
+    value_to_id = {v: i for i, v in enumerate(output_values)}
+    ids = torch.full((len(domain), n_pos), -1, dtype=torch.long)
+    vals = torch.zeros(len(domain), n_pos)
+    for row, seq in enumerate(domain):
+        out = compiled.program(list(seq))
+        for i, v in enumerate(out):
+            if output_values:
+                ids[row, i + 1] = value_to_id[v]
+            else:
+                vals[row, i + 1] = float(v)
+    return ids, vals
+
+
+def _tracr_forward(
+    compiled: Compiled, tokens: Int[Tensor, "batch pos"], pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tracr's own model on a padded batch: residuals [site, batch, pos, d] and final residual.
+
+    Uses tracr's `CompiledTransformerModel` with its `pad_token` set, i.e. tracr's own key
+    masking, so one jax call (one trace) covers every length.
+    """
+    import haiku as hk
+    import jax
+    import jax.numpy as jnp
+
+    asm = compiled.assembled
+
+    @hk.without_apply_rng
+    @hk.transform
+    def forward(ids):  # type: ignore[no-untyped-def]
+        net = asm.get_compiled_model()
+        net.pad_token = pad_id
+        return net(ids, use_dropout=False)
+
+    # One jitted program instead of one XLA compilation per eager op.
+    out = jax.jit(forward.apply)(asm.params, jnp.asarray(tokens.numpy()))
+    tr = out.transformer_output
+    residuals = np.stack([_np(tr.input_embeddings)] + [_np(r) for r in tr.residuals])
+    return residuals, _np(tr.output)
+
+
+def check_against_tracr(
+    compiled: Compiled, model: Any, w_u: np.ndarray, input_tokens: Sequence[Any],
+    categorical: bool, domain: Sequence[Sequence[int]], max_seq_len: int,
+    target_ids: Tensor, target_values: Tensor, numerical_atol: float,
+) -> dict[str, Any]:
+    """Compare the converted model with tracr's model on every input in `domain`.
+
+    Compared at every real position: logits (final residual @ W_U), the residual stream after
+    the embedding and every sublayer, decoded outputs (at output positions), and agreement of
+    the converted model with the RASP program itself.
+    """
+    token_to_id = {tok: i for i, tok in enumerate(input_tokens)}
+    tokens, out_mask = encode_domain(domain, token_to_id, max_seq_len)
+    pad_id = token_to_id[PAD]
+    real = tokens != pad_id
+    with torch.no_grad():
+        logits = run_converted(model, tokens, pad_id)
+        resid = residual_stack(model, tokens, pad_id)
+    tr_resid_np, tr_out = _tracr_forward(compiled, tokens, pad_id)
+    tr_resid = torch.from_numpy(tr_resid_np)
+    if model.cfg.attn_only:
+        # Tracr lists the residual after every attention and (all-zero) MLP sublayer; the
+        # attention-only conversion has no MLP hooks, so keep input + after each attention.
+        tr_resid = tr_resid[[0] + [1 + 2 * l for l in range(model.cfg.n_layers)]]
+    tracr_logits = torch.from_numpy(tr_out @ w_u)
+    logit_diff = (logits - tracr_logits).abs().amax(-1)
+    resid_diff = (resid - tr_resid).abs().amax(dim=(0, -1))
+    if categorical:
+        agree = logits.argmax(-1) == tracr_logits.argmax(-1)
+        rasp_agree = logits.argmax(-1) == target_ids
+    else:
+        agree = (logits[..., 0] - tracr_logits[..., 0]).abs() <= numerical_atol
+        rasp_agree = (logits[..., 0] - target_values).abs() <= numerical_atol
+    return {
+        "n_inputs": len(domain),
+        "n_output_positions": int(out_mask.sum().item()),
+        "max_abs_diff_logits": logit_diff[real].max().item(),
+        "max_abs_diff_residual": resid_diff[real].max().item(),
+        "decoded_agreement": masked_mean(agree, out_mask),
+        "rasp_agreement": masked_mean(rasp_agree, out_mask),
+        "numerical_atol": numerical_atol,
+    }
+
+
+def compile_and_convert(
+    name: str, cfg: TracrConfig
+) -> tuple[Any, TracrModelInfo, Domain]:
+    """Compile, convert, check on the whole domain; returns (model, info, domain)."""
+    compiled = compile_program(name, cfg)
+    asm = compiled.assembled
+    model, tl_config, w_u = convert_to_hooked_transformer(compiled)
+    enc = asm.input_encoder.encoding_map
+    input_tokens = tuple(tok for tok, _ in sorted(enc.items(), key=lambda kv: kv[1]))
+    categorical = bool(hasattr(asm.output_encoder, "encoding_map"))
+    output_values = (
+        tuple(v for v, _ in sorted(asm.output_encoder.encoding_map.items(), key=lambda kv: kv[1]))
+        if categorical else ()
+    )
+    output_variable = compiled.program.name
+    domain = enumerate_domain(cfg.vocab, cfg.max_seq_len)
+    target_ids, target_values = rasp_ground_truth(
+        compiled, domain, output_values, cfg.max_seq_len + 1)
+    summary = check_against_tracr(
+        compiled, model, w_u, input_tokens, categorical, domain, cfg.max_seq_len,
+        target_ids, target_values, cfg.check_atol)
+    summary["passed"] = bool(
+        summary["max_abs_diff_logits"] <= cfg.check_atol
+        and summary["max_abs_diff_residual"] <= cfg.check_atol
+        and summary["decoded_agreement"] == 1.0
+    )
+    info = TracrModelInfo(
+        program=name, vocab=tuple(cfg.vocab), max_seq_len=cfg.max_seq_len,
+        categorical=categorical, output_variable=output_variable,
+        residual_labels=compiled.residual_labels,
+        residual_variables=tuple(parse_residual_label(l)[0] for l in compiled.residual_labels),
+        input_tokens=input_tokens, output_values=output_values, tl_config=tl_config,
+        check=summary,
+    )
+    tokens, out_mask = encode_domain(domain, info.token_to_id, cfg.max_seq_len)
+    dom = Domain(tokens=tokens, out_mask=out_mask, target_ids=target_ids,
+                 target_values=target_values)
+    return model, info, dom
+
+
+def describe(info: TracrModelInfo) -> str:
+    """One line about a converted model, for logs."""
+    c = info.check
+    return (
+        f"{info.program}: d_model={info.d_model} layers={info.tl_config['n_layers']} "
+        f"heads={info.tl_config['n_heads']} attn_only={info.tl_config['attn_only']} "
+        f"inputs={c['n_inputs']} max|dlogit|={c['max_abs_diff_logits']:.2e} "
+        f"max|dresid|={c['max_abs_diff_residual']:.2e} agree={c['decoded_agreement']:.4f} "
+        f"rasp={c['rasp_agreement']:.4f}"
+    )
+
+
+__all__ = [
+    "BOS", "PAD", "PROGRAMS", "Compiled", "Domain", "TracrConfig", "TracrModelInfo",
+    "TracrSAEConfig", "categorical_correct", "check_against_tracr", "clean_direction_name",
+    "compile_and_convert", "compile_program", "convert_to_hooked_transformer", "describe",
+    "encode_domain", "enumerate_domain", "frac_prevs_tolerance", "load_converted",
+    "masked_mean", "numerical_correct", "pad_hooks", "parse_residual_label", "residual_stack",
+    "run_converted", "save_converted",
+]
