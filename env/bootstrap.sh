@@ -3,6 +3,33 @@
 # a second run with unchanged pins returns at once. Usage: bash env/bootstrap.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages for the local LM corpus (env/apt-packages.txt), installed only when missing:
+# one dpkg-query when they are all there. Without root or passwordless sudo: one line, go on.
+apt_packages() {
+    command -v dpkg-query >/dev/null 2>&1 || {
+        echo "env: not Debian: the LM corpus needs the packages in env/apt-packages.txt"; return 0; }
+    local wanted status p missing="" sudo=""
+    wanted="$(grep -Ev '^[[:space:]]*(#|$)' env/apt-packages.txt | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    status="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $wanted 2>/dev/null || true)"
+    for p in $wanted; do
+        grep -qx "$p installed" <<<"$status" || missing+="$p "
+    done
+    [[ -z "${missing// /}" ]] && return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            echo "env: the LM corpus needs Debian packages: sudo apt-get install -y $missing"
+            return 0
+        fi
+    fi
+    echo "env: installing Debian packages for the LM corpus: $missing"
+    local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+    # shellcheck disable=SC2086
+    $install $missing >/dev/null 2>&1 || { $sudo apt-get update -qq && $install $missing >/dev/null; } \
+        || echo "env: apt-get failed; the corpus rule will name the missing package"
+}
+apt_packages
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 stamp="$VENV/.bootstrap-stamp"

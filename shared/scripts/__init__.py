@@ -1,0 +1,1 @@
+"""Command-line entry points of the shared language-model pipeline (one per DAG rule)."""
