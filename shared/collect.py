@@ -12,6 +12,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from shared.cli import run
+
 
 def destination(src: Path, out: Path, profile: str) -> Path:
     """Where one built file lands under `out`."""
@@ -38,4 +40,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

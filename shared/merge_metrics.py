@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from shared.cli import run
 from shared.io import read_json, write_json
 
 
@@ -52,4 +53,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

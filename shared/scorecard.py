@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from shared.claims import Row, _fmt, evaluate, load_claims, scorecard_json, scorecard_markdown
+from shared.cli import run
 from shared.config import check_profile, config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
@@ -26,8 +27,8 @@ def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
     apply_style()
     header = ["write-up", "claim", "published", "reproduced", "check", "status"]
     cells = [
-        [r.writeup, textwrap.shorten(f"{r.claim.id}: {r.claim.statement}", 70),
-         textwrap.shorten(r.claim.published, 28), _fmt(r.reproduced),
+        [r.writeup, textwrap.shorten(f"{r.claim.id}: {r.claim.statement}", 80, placeholder="…"),
+         textwrap.shorten(r.claim.published, 24, placeholder="…"), _fmt(r.reproduced),
          r.claim.check.describe(), r.status]
         for r in rows
     ]
@@ -80,4 +81,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -36,7 +36,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from replications.toy_models.tracr_models import (
-    PAD, Domain, TracrModelInfo, categorical_correct, numerical_correct, pad_hooks,
+    PAD,
+    Domain,
+    TracrModelInfo,
+    categorical_correct,
+    numerical_correct,
+    pad_hooks,
 )
 from shared.config import check
 from shared.runtime import step_generator

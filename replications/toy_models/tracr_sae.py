@@ -28,11 +28,16 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from replications.toy_models.tracr_models import (
+    PAD,
+    TracrModelInfo,
+    TracrSAEConfig,
+    encode_domain,
+    enumerate_domain,
+    residual_stack,
+)
 from shared.runtime import step_generator
 from shared.sae import SAE, SAEConfig, mmcs, sae_losses, train_sae
-from replications.toy_models.tracr_models import (
-    PAD, TracrModelInfo, TracrSAEConfig, encode_domain, enumerate_domain, residual_stack,
-)
 
 
 def residual_dataset(model: Any, info: TracrModelInfo) -> Float[Tensor, "rows d_model"]:

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import run
 from shared.config import ConfigError
 from shared.corpus import CorpusConfig, CorpusSourceError, Document, build_corpus
 from shared.scripts.common import add_config_args, fail, resolve_config
@@ -53,4 +54,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,10 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import run
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
-from shared.lm import (StandInConfig, describe_model, plot_loss_curve, save_model, train_lm,
-                       write_history)
+from shared.lm import (
+    StandInConfig,
+    describe_model,
+    plot_loss_curve,
+    save_model,
+    train_lm,
+    write_history,
+)
 from shared.runtime import pick_device, seed_everything, set_threads
 from shared.scripts.common import add_config_args, fail, resolve_config
 from shared.tokenizer import load_rows
@@ -69,4 +76,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

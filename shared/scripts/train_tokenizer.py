@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import run
 from shared.config import ConfigError
 from shared.scripts.common import add_config_args, fail, resolve_config
 from shared.tokenizer import TokenizerConfig, describe, train_and_tokenize
@@ -36,4 +37,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

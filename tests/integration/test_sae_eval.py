@@ -7,7 +7,11 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from shared.activations import harvest
 from shared.sae import SAE, SAEConfig, train_sae
 from shared.sae_eval import (
-    SAEEvalConfig, SAEEvaluator, dead_and_ultra_low, feature_frequencies, loss_recovered,
+    SAEEvalConfig,
+    SAEEvaluator,
+    dead_and_ultra_low,
+    feature_frequencies,
+    loss_recovered,
 )
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,18 @@ import pytest
 import torch
 
 from replications.toy_models.tracr_compression import (
-    CompressionConfig, Compressors, compressed_outputs, train_compression,
+    CompressionConfig,
+    Compressors,
+    compressed_outputs,
+    train_compression,
 )
 from replications.toy_models.tracr_models import (
-    PAD, TracrConfig, TracrSAEConfig, compile_and_convert, load_converted, run_converted,
+    PAD,
+    TracrConfig,
+    TracrSAEConfig,
+    compile_and_convert,
+    load_converted,
+    run_converted,
     save_converted,
 )
 from replications.toy_models.tracr_sae import sae_on_program

@@ -8,8 +8,17 @@ import torch
 
 from shared import corpus as C
 from shared.config import ConfigError
-from shared.tokenizer import (BOS, EOS, SPECIAL_TOKENS, TokenizerConfig, load_rows, load_tokenizer,
-                              pack_rows, train_and_tokenize, train_tokenizer)
+from shared.tokenizer import (
+    BOS,
+    EOS,
+    SPECIAL_TOKENS,
+    TokenizerConfig,
+    load_rows,
+    load_tokenizer,
+    pack_rows,
+    train_and_tokenize,
+    train_tokenizer,
+)
 
 pytestmark = pytest.mark.unit
 

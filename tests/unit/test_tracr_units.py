@@ -8,17 +8,37 @@ import pytest
 import torch
 
 from replications.toy_models.tracr_compression import (
-    CompressionConfig, accuracy, compression_metrics, init_compression, median, mid_width,
-    smallest_adequate_width, smallest_reliable_width, sv_ratio, sv_top_to_median, sweep_widths,
+    CompressionConfig,
+    accuracy,
+    compression_metrics,
+    init_compression,
+    median,
+    mid_width,
+    smallest_adequate_width,
+    smallest_reliable_width,
+    sv_ratio,
+    sv_top_to_median,
+    sweep_widths,
     task_loss,
 )
 from replications.toy_models.tracr_models import (
-    BOS, PAD, TracrConfig, TracrModelInfo, TracrSAEConfig, categorical_correct,
-    clean_direction_name, encode_domain, enumerate_domain, frac_prevs_tolerance,
-    numerical_correct, parse_residual_label,
+    BOS,
+    PAD,
+    TracrConfig,
+    TracrModelInfo,
+    TracrSAEConfig,
+    categorical_correct,
+    clean_direction_name,
+    encode_domain,
+    enumerate_domain,
+    frac_prevs_tolerance,
+    numerical_correct,
+    parse_residual_label,
 )
 from replications.toy_models.tracr_sae import (
-    active_directions, short_variable_name, variable_recovery,
+    active_directions,
+    short_variable_name,
+    variable_recovery,
 )
 from shared.config import ConfigError, build
 

@@ -19,6 +19,7 @@ from replications.toy_models.sae_tms import (
     sweep_metrics,
 )
 from replications.toy_models.scripts._tms_common import load_config, parser, provenance
+from shared.cli import run
 from shared.figures import PALETTE, apply_style, save_figure
 from shared.io import read_json, write_json
 
@@ -137,4 +138,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ from replications.toy_models.scripts._tms_common import (
     remove_finished,
     setup,
 )
+from shared.cli import run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -50,4 +51,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

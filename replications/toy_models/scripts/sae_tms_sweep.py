@@ -20,6 +20,7 @@ from replications.toy_models.scripts._tms_common import (
     setup,
 )
 from replications.toy_models.tms import sub_seed
+from shared.cli import run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -56,4 +57,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -26,6 +26,7 @@ from replications.toy_models.tms import (
     polygon_angle_error,
     superposition,
 )
+from shared.cli import run
 from shared.figures import PALETTE, apply_style, save_figure
 from shared.io import load_tensors, write_json
 
@@ -198,4 +199,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

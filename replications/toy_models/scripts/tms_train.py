@@ -29,6 +29,7 @@ from replications.toy_models.tms import (
     sweep_probabilities,
     train_tms,
 )
+from shared.cli import run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -87,4 +88,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from replications.toy_models.scripts._tracr_common import load_config, parser, setup
+from shared.cli import run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -61,4 +62,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

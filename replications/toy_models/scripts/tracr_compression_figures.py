@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from replications.toy_models.scripts._tracr_common import load_config, parser
+from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
@@ -26,7 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
     from replications.toy_models.tracr_compression import (
-        compression_metrics, plot_accuracy, plot_singular_values,
+        compression_metrics,
+        plot_accuracy,
+        plot_singular_values,
     )
 
     results = [read_json(path) for path in args.results]
@@ -38,4 +41,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from replications.toy_models.scripts._tracr_common import load_config, parser, setup
+from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import write_json
@@ -51,4 +52,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
