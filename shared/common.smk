@@ -5,6 +5,7 @@ def figure_output(writeup, name):
     """A figure's PNG output under results/, registered for the report with its caption file."""
     return report(
         f"results/{PROFILE}/{writeup}/figures/{name}.png",
-        caption=f"replications/{writeup}/captions/{name}.rst",
+        # Relative to the rules file that calls this: replications/<writeup>/rules.smk.
+        caption=f"captions/{name}.rst",
         category=writeup,
     )
