@@ -1,0 +1,34 @@
+"""Argument parsing and setup shared by the monosemanticity scripts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from replications.monosemanticity.config import Config, load
+from shared.config import ConfigError
+from shared.runtime import seed_everything, set_threads
+from shared.scripts.common import fail
+
+
+def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--profile", required=True, help="smoke, default or paper")
+    if model:
+        p.add_argument("--model", required=True,
+                       help="stand-in LM directory or a pretrained name (gelu-1l)")
+        p.add_argument("--tokens", type=Path, required=True,
+                       help="tokens.safetensors with train / val rows")
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def setup(profile: str, threads: int, seed: int = 0) -> Config:
+    """Load and validate the profile's configuration (one-line error), seed, set threads."""
+    try:
+        cfg = load(profile)
+    except ConfigError as err:
+        fail(err)
+    set_threads(threads)
+    seed_everything(seed)
+    return cfg

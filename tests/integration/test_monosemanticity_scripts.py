@@ -1,0 +1,293 @@
+"""The monosemanticity scripts on tiny inputs, the configs of every profile, and the paper path.
+
+- The smoke-size scripts (train_sae main + seed2, train_orthogonal, analyse, make_figures) run
+  on a tiny untrained stand-in and random token rows, and write what the rules declare.
+- A crash mid-run resumes to the same SAE (the orthogonal projection and the resample log are
+  part of the checkpointed state).
+- The paper path offline: a tiny gelu-1l-style model in a Hugging Face cache under the official
+  names, a tiny tokenized data set with rows longer than seq_len, and `paper_data`,
+  `lm_reference` and `train_sae` run by name for a tiny paper profile (HF_HUB_OFFLINE=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from replications.monosemanticity import config as mono_config
+from replications.monosemanticity import runs
+from replications.monosemanticity.pipeline import FIGURES
+from shared import lm
+from shared.io import load_tensors, read_json, save_tensors
+from shared.sae import SAETrainer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = mono_config.load("smoke")
+
+
+def _config_dir(tmp_path: Path, **overrides: dict) -> Path:
+    """A copy of the write-up's config directory with some profile files replaced."""
+    d = tmp_path / "config"
+    shutil.copytree(mono_config.CONFIG_DIR, d)
+    for profile, data in overrides.items():
+        (d / f"{profile}.yaml").write_text(yaml.safe_dump(data))
+    return d
+
+
+# ---------------------------------------------------------------------------- tiny stand-in
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> dict[str, Path]:
+    """An untrained smoke-shaped stand-in and random token rows (enough held-out rows)."""
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("stand_in")
+    vocab = 96
+    model = lm.build_model(SMOKE.lm.model, vocab, seed=0)
+    lm.save_model(model, SMOKE.lm.model, vocab, d / "lm", None)
+    gen = torch.Generator().manual_seed(0)
+    seq = SMOKE.model.seq_len
+
+    def rows(n: int) -> torch.Tensor:
+        r = torch.randint(3, vocab, (n, seq), generator=gen, dtype=torch.int64).int()
+        r[:, 0] = 0
+        return r
+
+    save_tensors(d / "tokens.safetensors", {
+        "train": rows(400), "val": rows(SMOKE.model.eval_rows),
+        **{k: torch.tensor(v) for k, v in
+           {"bos_id": 0, "eos_id": 1, "pad_id": 2, "vocab_size": vocab}.items()}})
+    return {"lm": d / "lm", "tokens": d / "tokens.safetensors", "root": d}
+
+
+def _common(stand_in) -> list[str]:
+    return ["--profile", "smoke", "--model", str(stand_in["lm"]), "--tokens",
+            str(stand_in["tokens"]), "--threads", "1"]
+
+
+def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
+    from replications.monosemanticity.scripts import (
+        analyse,
+        make_figures,
+        train_orthogonal,
+        train_sae,
+    )
+
+    root = stand_in["root"]
+    for run in ("main", "seed2"):
+        train_sae.main(_common(stand_in) + ["--run", run, "--out-dir", str(root / run),
+                                            "--checkpoint-dir", str(root / "ckpt")])
+    train_orthogonal.main(_common(stand_in) + ["--from", str(root / "main"), "--out-dir",
+                                               str(root / "orth"), "--checkpoint-dir",
+                                               str(root / "ckpt")])
+    for run in ("main", "seed2", "orth"):
+        for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
+                     runs.FREQUENCY_FILE, "history.json", "eval.json"):
+            assert (root / run / name).is_file(), (run, name)
+        metrics = read_json(root / run / "eval.json")
+        assert 0 <= metrics["dead_fraction"] <= 1 and metrics["l0"] > 0
+        assert metrics["n_eval_tokens"] == SMOKE.model.eval_rows * SMOKE.model.seq_len
+        hist = read_json(root / run / "history.json")["history"]
+        assert any("eval/loss_recovered" in r for r in hist)
+        assert sum(r.get("resampled", 0) for r in hist) >= 0
+    assert not list((root / "ckpt").glob("*.safetensors"))  # removed once runs complete
+    # The second seed is another SAE; the orthogonal retrain honours its constraint.
+    w1 = (root / "main" / "sae_weights.safetensors").read_bytes()
+    assert w1 != (root / "seed2" / "sae_weights.safetensors").read_bytes()
+    direction = json.loads((root / "orth" / "direction.json").read_text())
+    assert set(direction) == {"from_ultra_low", "n_features", "rule"}
+    assert read_json(root / "orth" / "eval.json")["max_abs_enc_cos_with_direction"] < 1e-4
+
+    analyse.main(_common(stand_in) + ["--sae", str(root / "main"), "--seed2",
+                                      str(root / "seed2"), "--orthogonal", str(root / "orth"),
+                                      "--out-dir", str(root / "analysis")])
+    metrics = read_json(root / "analysis" / "metrics.json")
+    for key in ("dead_fraction", "ultra_low_fraction", "dense_share", "median_enc_dec_cosine",
+                "kurtosis_excess_over_gaussian", "nullspace_std_ratio_dec",
+                "orthogonal_max_abs_enc_cos_with_old", "orthogonal_direction_from_ultra_low"):
+        assert key in metrics, key
+    assert metrics["orthogonal_max_abs_enc_cos_with_old"] < 1e-4
+    cases = read_json(root / "analysis" / "case_studies.json")["cases"]
+    assert 1 <= len(cases) <= SMOKE.case_studies.n_features
+
+    make_figures.main(["--profile", "smoke", "--sae", str(root / "main"), "--seed2",
+                       str(root / "seed2"), "--orthogonal", str(root / "orth"), "--analysis",
+                       str(root / "analysis"), "--figure-dir", str(root / "figures")])
+    for name in FIGURES:
+        if name != "lm_loss":  # drawn by the LM rule
+            assert (root / "figures" / f"{name}.png").stat().st_size > 2000, name
+            assert (root / "figures" / f"{name}.pdf").is_file(), name
+
+
+def test_missing_input_is_one_line(stand_in, tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "replications.monosemanticity.scripts.train_sae", "--profile",
+         "smoke", "--model", str(stand_in["lm"]), "--tokens", str(tmp_path / "nope.safetensors"),
+         "--run", "main", "--out-dir", str(tmp_path / "o"), "--checkpoint-dir",
+         str(tmp_path / "c")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nope.safetensors" in errors[0], res.stderr[-2000:]
+
+
+def test_orthogonal_run_resumes_after_a_crash(stand_in, tmp_path, monkeypatch):
+    """Kill at a step between checkpoints; the rerun ends with the same weights and history."""
+    import dataclasses
+
+    from replications.monosemanticity.analysis import orthogonalise_
+
+    torch.set_num_threads(1)
+    cfg = dataclasses.replace(SMOKE, train=dataclasses.replace(SMOKE.train, checkpoint_every=40))
+    model = runs.load_lm(stand_in["lm"], "cpu")
+    tokens = runs.load_token_rows(stand_in["tokens"], cfg)
+    u = torch.nn.functional.normalize(torch.randn(cfg.sae.d_in), dim=0)
+
+    def project(sae) -> None:
+        orthogonalise_(sae, u)
+
+    def train(ckpt):
+        return runs.train_run(cfg, cfg.sae, model, tokens, ckpt, {"t": 1}, "test",
+                              after_step=project)
+
+    ref = train(None)
+    original = SAETrainer.step
+
+    def crashing(self, step):
+        if step == 105:  # after the checkpoint at step 80 and a resampling (end of step 99)
+            raise RuntimeError("simulated crash")
+        return original(self, step)
+
+    ckpt = tmp_path / "ckpt.safetensors"
+    monkeypatch.setattr(SAETrainer, "step", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(ckpt)
+    assert ckpt.is_file()
+    monkeypatch.setattr(SAETrainer, "step", original)
+    resumed = train(ckpt)
+    assert resumed.history == ref.history
+    for name, p in ref.sae.state_dict().items():
+        assert torch.equal(p, resumed.sae.state_dict()[name]), name
+
+
+def test_paper_rows_are_cut_with_bos_and_shuffled(tmp_path):
+    import datasets
+
+    rows = torch.arange(6 * 16).reshape(6, 16)
+    datasets.Dataset.from_dict({"tokens": rows.tolist()}).save_to_disk(str(tmp_path / "ds"))
+    out = runs.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=0, seed=0)
+    assert out.shape == (24, 4) and out.dtype == torch.int32
+    assert (out[:, 0] == 7).all()
+    expected = rows.reshape(-1, 4)[:, 1:]
+    got = sorted(map(tuple, out[:, 1:].tolist()))
+    assert got == sorted(map(tuple, expected.tolist()))
+    assert not torch.equal(out[:, 1:], expected.int())  # shuffled
+    again = runs.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=3, seed=0)
+    assert again.shape == (12, 4)
+
+
+# ---------------------------------------------------------------------------- paper, offline
+
+def _hf_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
+    """A Hugging Face cache entry (refs/main -> one snapshot), as a download leaves it."""
+    base = hub / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / "main").write_text(commit)
+    snap = base / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
+        (base / ".no_exist" / commit / name).touch()
+    return snap
+
+
+def test_paper_profile_path_offline(tmp_path):
+    """paper_data -> lm_reference -> train_sae for a tiny 'paper' profile, gelu-1l by name."""
+    import datasets
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+
+    torch.manual_seed(0)
+    d_vocab, d_mlp, seq_len = 300, 64, 16
+    tl = HookedTransformer(HookedTransformerConfig(
+        n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
+        d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
+    hub = tmp_path / "hub"
+    snap = _hf_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
+    (snap / "config.json").write_text(json.dumps({
+        "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
+        "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
+        "normalization": "LN", "shortformer_pos": False, "ln_eps": 1e-5,
+        "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits",
+    }))
+    torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
+    texts = [f"the bride said {i} words in anger to the groom" for i in range(200)]
+    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=d_vocab, min_frequency=1,
+                                                 split_digits=True, train_bytes=10**6,
+                                                 seq_len=seq_len))
+    tok_snap = _hf_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
+    hf_tokenizer(tok).save_pretrained(str(tok_snap))
+    # A data set of 4 x seq_len-token rows, like c4-code-tokenized-2b's 1024 = 8 x 128.
+    gen = torch.Generator().manual_seed(1)
+    ds_rows = torch.randint(3, d_vocab, (120, 4 * seq_len), generator=gen)
+    datasets.Dataset.from_dict({"tokens": ds_rows.tolist()}).save_to_disk(str(tmp_path / "ds"))
+
+    paper = {
+        "model": {"source": "pretrained", "name": "gelu-1l", "dataset": str(tmp_path / "ds"),
+                  "dataset_row_len": 4 * seq_len, "seq_len": seq_len, "eval_rows": 64,
+                  "loss_eval_rows": 32, "train_eval_rows": 16, "train_rows": 0,
+                  "device": "cpu"},
+        "sae": {"d_in": d_mlp, "d_sae": 128, "batch_size": 128, "n_steps": 60,
+                "resample_every": 20, "resample_window": 10, "resample_stop": 40},
+        "buffer": {"n_activations": 1024, "rows_per_batch": 16},
+        "train": {"log_every": 10, "eval_every": 20, "checkpoint_every": 30,
+                  "eval_batch_rows": 16},
+        "case_studies": {"batch_size": 16},
+    }
+    config_dir = _config_dir(tmp_path, paper=paper)
+    out = tmp_path / "out"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import replications.monosemanticity.config as c\n"
+        "c.CONFIG_DIR = Path(sys.argv[1])\n"
+        "from replications.monosemanticity.scripts import lm_reference, paper_data, train_sae\n"
+        "out = Path(sys.argv[2])\n"
+        "paper_data.main(['--profile', 'paper', '--out', str(out / 'tokens.safetensors')])\n"
+        "common = ['--profile', 'paper', '--model', 'gelu-1l', '--tokens',\n"
+        "          str(out / 'tokens.safetensors')]\n"
+        "lm_reference.main(common + ['--out', str(out / 'reference.json'), '--figure',\n"
+        "                            str(out / 'lm_loss.png')])\n"
+        "train_sae.main(common + ['--run', 'main', '--out-dir', str(out / 'sae'),\n"
+        "                         '--checkpoint-dir', str(out / 'ckpt')])\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    res = subprocess.run([sys.executable, "-c", code, str(config_dir), str(out)], check=False,
+                         cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    rows = load_tensors(out / "tokens.safetensors")
+    bos = hf_tokenizer(tok).bos_token_id
+    assert rows["val"].shape == (64, seq_len) and rows["train"].shape == (120 * 4 - 64, seq_len)
+    assert (rows["train"][:, 0] == bos).all() and int(rows["bos_id"]) == bos
+    ref = read_json(out / "reference.json")
+    assert len(ref["by_position"]) == seq_len - 1 and ref["final"]["val_loss"] > 0
+    assert (out / "lm_loss.png").is_file() and (out / "lm_loss.pdf").is_file()
+    cfg = read_json(out / "sae" / "cfg.json")
+    assert cfg["d_in"] == d_mlp and cfg["metadata"]["model_name"] == "gelu-1l"
+    assert read_json(out / "sae" / "eval.json")["n_eval_tokens"] == 64 * seq_len
