@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.io import write_json  # noqa: E402
-from shared.sae import SAEConfig, SAETrainer  # noqa: E402
+from shared.sae import SAEConfig, SAETrainer, tf32_matmuls  # noqa: E402
 from shared.training import train_loop  # noqa: E402
 
 # Dense (no sparsity) peak tensor throughput, FLOP/s, from the vendors' data sheets.
@@ -79,24 +79,6 @@ def matmul_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
-@contextlib.contextmanager
-def tf32(enabled: bool) -> Iterator[None]:
-    """Global TF32 switch for CUDA matmuls (what SAELens's matmuls see), restored after."""
-    matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):
-        previous = matmul.fp32_precision
-        matmul.fp32_precision = "tf32" if enabled else "ieee"
-        try:
-            yield
-        finally:
-            matmul.fp32_precision = previous
-    else:
-        previous = matmul.allow_tf32
-        matmul.allow_tf32 = enabled
-        try:
-            yield
-        finally:
-            matmul.allow_tf32 = previous
 
 
 class Timer:
@@ -126,7 +108,7 @@ def measured_matmul_peak(device: torch.device, precision: str, n: int) -> float:
     dtype = matmul_dtype(precision)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    with tf32(precision == "tf32") if device.type == "cuda" else contextlib.nullcontext():
+    with tf32_matmuls(precision == "tf32") if device.type == "cuda" else contextlib.nullcontext():
         for _ in range(2):
             a @ b
         reps = 10 if device.type == "cuda" else 3
@@ -218,7 +200,7 @@ TRAINERS = {"ours": our_trainer, "sae_lens": sae_lens_trainer}
 def bench(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, Any]:
     data = synthetic_activations(args.data_batches * args.batch, args.d_in, device)
     names = ["ours"] + ([] if args.skip_sae_lens else ["sae_lens"])
-    ctx = tf32(precision == "tf32") if device.type == "cuda" else contextlib.nullcontext()
+    ctx = tf32_matmuls(precision == "tf32") if device.type == "cuda" else contextlib.nullcontext()
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     with ctx:
         for name in names:  # warm-up: allocator, BLAS handles, first-call overheads

@@ -230,26 +230,33 @@ def _sae_grads(
 
 
 @contextlib.contextmanager
-def _matmul_precision(precision: Precision, device: torch.device) -> Iterator[None]:
-    """TF32 tensor-core matmuls inside the block when asked for (CUDA only), restored after."""
-    if precision != "tf32" or device.type != "cuda":
-        yield
-        return
+def tf32_matmuls(enabled: bool) -> Iterator[None]:
+    """Switch TF32 tensor-core matmuls on or off for CUDA inside the block, restored after."""
     matmul = torch.backends.cuda.matmul
     if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
         previous = matmul.fp32_precision
-        matmul.fp32_precision = "tf32"
+        matmul.fp32_precision = "tf32" if enabled else "ieee"
         try:
             yield
         finally:
             matmul.fp32_precision = previous
     else:
         previous = matmul.allow_tf32
-        matmul.allow_tf32 = True
+        matmul.allow_tf32 = enabled
         try:
             yield
         finally:
             matmul.allow_tf32 = previous
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: Precision, device: torch.device) -> Iterator[None]:
+    """TF32 matmuls inside the block when asked for (CUDA only)."""
+    if precision != "tf32" or device.type != "cuda":
+        yield
+        return
+    with tf32_matmuls(True):
+        yield
 
 
 class SAETrainer:
