@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
-from shared.config import ConfigError
+from shared.config import PROFILES, ConfigError
+
+
+def script_parser(description: str, checkpoints: bool = False) -> argparse.ArgumentParser:
+    """The arguments every pipeline script takes: --profile, --threads (and --checkpoint-dir)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--profile", required=True, choices=PROFILES)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (1 is fastest for small models on 2 cores)")
+    if checkpoints:
+        p.add_argument("--checkpoint-dir", type=Path, required=True,
+                       help="where resumable checkpoints live (not a pipeline output)")
+    return p
 
 
 def run(main: Callable[[], None]) -> None:

@@ -6,20 +6,19 @@ import argparse
 from pathlib import Path
 
 from replications.monosemanticity.config import Config, load
+from shared.cli import script_parser
 from shared.config import ConfigError
 from shared.runtime import seed_everything, set_threads
 from shared.scripts.common import fail
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--profile", required=True, help="smoke, default or paper")
+    p = script_parser(description)
     if model:
         p.add_argument("--model", required=True,
                        help="stand-in LM directory or a pretrained name (gelu-1l)")
         p.add_argument("--tokens", type=Path, required=True,
                        help="tokens.safetensors with train / val rows")
-    p.add_argument("--threads", type=int, default=1)
     return p
 
 

@@ -18,7 +18,7 @@ from replications.toy_models.sae_tms import (
     resampling_metrics,
     sweep_metrics,
 )
-from replications.toy_models.scripts._tms_common import load_config, parser, provenance
+from replications.toy_models.scripts._common import load_config, parser, provenance
 from shared.cli import run
 from shared.figures import PALETTE, apply_style, save_figure
 from shared.io import read_json, write_json

@@ -15,7 +15,7 @@ from replications.toy_models.sae_tms import (
     best_seed_mean_mmcs,
     run_resampling_study,
 )
-from replications.toy_models.scripts._tms_common import (
+from replications.toy_models.scripts._common import (
     load_config,
     output_metadata,
     parser,

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from replications.toy_models.sae_tms import SAETMSConfig, run_width_sweep, train_source_tms
-from replications.toy_models.scripts._tms_common import (
+from replications.toy_models.scripts._common import (
     load_config,
     output_metadata,
     parser,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib import colors
 
-from replications.toy_models.scripts._tms_common import load_config, parser, provenance
+from replications.toy_models.scripts._common import load_config, parser, provenance
 from replications.toy_models.tms import (
     STICKY_FRACTIONS,
     dimensions_per_feature,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from replications.toy_models.scripts._tms_common import (
+from replications.toy_models.scripts._common import (
     load_config,
     output_metadata,
     parser,

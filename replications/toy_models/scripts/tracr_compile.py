@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._tracr_common import load_config, parser, setup
+from replications.toy_models.scripts._common import load_config, parser, setup
 from shared.cli import run
 
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
-    setup(cfg.seed, args.threads)
+    setup(cfg, args.threads)
     # Imported after the config so a bad profile fails before jax loads.
     from replications.toy_models.tracr_models import compile_and_convert, describe, save_converted
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._tracr_common import load_config, parser, setup
+from replications.toy_models.scripts._common import load_config, parser, setup
 from shared.cli import run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", type=Path, required=True, help="learned W per width (.safetensors)")
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
-    setup(cfg.seed, args.threads)
+    setup(cfg, args.threads)
     import dataclasses
 
     from replications.toy_models.tracr_compression import summarise, train_compression

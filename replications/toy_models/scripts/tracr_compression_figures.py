@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replications.toy_models.scripts._tracr_common import load_config, parser
+from replications.toy_models.scripts._common import load_config, parser
 from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure

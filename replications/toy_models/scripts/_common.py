@@ -1,4 +1,4 @@
-"""Helpers shared by the TMS / SAE-on-TMS scripts: arguments, config, threads, provenance."""
+"""Helpers shared by the toy-model scripts (TMS, SAE-on-TMS, Tracr): config, setup, provenance."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from shared.cli import script_parser
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.runtime import pick_device, seed_everything, set_threads
@@ -16,15 +17,8 @@ WRITEUP = "toy_models"
 
 
 def parser(description: str, training: bool) -> argparse.ArgumentParser:
-    """An argument parser with --profile (and --threads / --checkpoint-dir for training)."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--profile", required=True, choices=("smoke", "default", "paper"))
-    if training:
-        p.add_argument("--checkpoint-dir", type=Path, required=True,
-                       help="where resumable checkpoints live (not a pipeline output)")
-        p.add_argument("--threads", type=int, default=1,
-                       help="torch intra-op threads (1 is fastest for these tiny models)")
-    return p
+    """--profile and --threads (and --checkpoint-dir for training scripts)."""
+    return script_parser(description, checkpoints=training)
 
 
 def load_config(profile: str) -> Any:
@@ -35,7 +29,7 @@ def load_config(profile: str) -> Any:
 
 
 def setup(cfg: Any, threads: int) -> torch.device:
-    """Threads, seeds and device for a training script."""
+    """Threads, seeds and device for a script."""
     set_threads(threads)
     seed_everything(cfg.seed)
     return pick_device(cfg.device)
