@@ -12,10 +12,10 @@ import importlib
 from pathlib import Path
 
 # Write-ups in the order their rules are included; a new write-up adds its package name here.
-WRITEUPS: tuple[str, ...] = ("toy_models", "monosemanticity")
+WRITEUPS: tuple[str, ...] = ("toy_models", "monosemanticity", "fact_finding")
 
 # Rule-name prefix of each write-up.
-PREFIX: dict[str, str] = {"toy_models": "toy", "monosemanticity": "mono"}
+PREFIX: dict[str, str] = {"toy_models": "toy", "monosemanticity": "mono", "fact_finding": "ff"}
 
 ROOT = Path(__file__).resolve().parent.parent
 

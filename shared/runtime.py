@@ -42,5 +42,11 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 
 def set_threads(n: int) -> None:
-    """Use `n` intra-op threads (Snakemake passes the job's `threads`)."""
+    """Use `n` intra-op threads (Snakemake passes the job's `threads`).
+
+    BLAS (numpy, scikit-learn) is limited too: left alone, OpenBLAS starts one thread per core,
+    which on a shared 2-core machine made the probe fits about 10x slower."""
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(max(1, n))
+    threadpool_limits(max(1, n))

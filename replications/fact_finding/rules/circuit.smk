@@ -1,0 +1,46 @@
+# Fact finding, the circuit (post 2 summary, post 3 probes and path patching). Included from
+# replications/fact_finding/rules.smk (globals FF, FF_R, FF_FIG, FF_LOG, FF_FACTS,
+# FF_MODEL_INPUT, FF_MODEL_SPEC, FF_MEM, FF_GPU). One script, one clean pass per prompt set:
+# patching, head attribution, the effective model, probes and path patching share it.
+
+
+rule ff_circuit:
+    """Steps C1-C5: activation patching by layer and position, the attribute head (direct logit
+    attribution), the effective model's accuracy, sport probes per layer with the summed-token
+    baseline, and path patching between the lookup MLPs."""
+    input:
+        facts=FF_FACTS,
+        model=FF_MODEL_INPUT,
+    output:
+        metrics=f"{FF_R}/circuit/metrics.json",
+        tensors=f"{FF_R}/circuit/circuit.safetensors",
+        labels=f"{FF_R}/circuit/circuit.json",
+        patching=figure_output("fact_finding", "circuit_patching"),
+        patching_pdf=f"{FF_FIG}/circuit_patching.pdf",
+        heads=figure_output("fact_finding", "attribute_heads"),
+        heads_pdf=f"{FF_FIG}/attribute_heads.pdf",
+        effective=figure_output("fact_finding", "effective_model"),
+        effective_pdf=f"{FF_FIG}/effective_model.pdf",
+        probes=figure_output("fact_finding", "sport_probes"),
+        probes_pdf=f"{FF_FIG}/sport_probes.pdf",
+        paths=figure_output("fact_finding", "mlp_path_patching"),
+        paths_pdf=f"{FF_FIG}/mlp_path_patching.pdf",
+    params:
+        profile=PROFILE,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else FF_MODEL_SPEC),
+        out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+    log:
+        f"{FF_LOG}/circuit.log",
+    threads: 1
+    resources:
+        mem_mb=FF_MEM,
+        gpu=FF_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.fact_finding.scripts.circuit --profile {params.profile} "
+        "--model {params.model} --facts {input.facts} --out-dir {params.out_dir} "
+        "--patching-figure {output.patching} --heads-figure {output.heads} "
+        "--effective-figure {output.effective} --probes-figure {output.probes} "
+        "--paths-figure {output.paths} --threads {threads} 2>&1 | tee {log}"

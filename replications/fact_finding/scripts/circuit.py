@@ -1,0 +1,80 @@
+"""The circuit: activation patching, attribute heads, the effective model, sport probes per
+layer and path patching between the lookup MLPs (rule ff_circuit).
+
+    python -m replications.fact_finding.scripts.circuit --profile P --model M --facts F
+        --out-dir DIR --patching-figure A.png --heads-figure B.png --effective-figure C.png
+        --probes-figure D.png --paths-figure E.png [--threads N]
+
+Writes into --out-dir: metrics.json (the `circuit` numbers the claims read), circuit.safetensors
+(the arrays behind the figures) and circuit.json (labels: positions, layers, the head used).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from replications.fact_finding import circuit as C
+from replications.fact_finding import circuit_plots as P
+from replications.fact_finding.facts import known_prompts, load_facts
+from replications.fact_finding.scripts._common import parser, setup
+from shared.cli import run
+from shared.config import ConfigError, config_hash
+from shared.figures import Provenance
+from shared.io import save_tensors, write_json
+from shared.lm import load_model
+from shared.scripts.common import fail
+
+FIGURES = ("patching", "heads", "effective", "probes", "paths")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--facts", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    for name in FIGURES:
+        p.add_argument(f"--{name}-figure", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    settings = cfg.circuit
+    t0 = time.perf_counter()
+    facts = load_facts(args.facts)
+    if settings.relation not in facts["known"]:
+        fail(ValueError(f"{args.facts}: no known facts for relation '{settings.relation}'"))
+    model = load_model(args.model, device=cfg.model.device)
+    model.requires_grad_(False)
+    if settings.dtype != "float32":
+        model.to(settings.torch_dtype)
+    try:
+        settings.check_model(model.cfg.n_layers, model.cfg.n_heads)
+        prompts = known_prompts(facts, settings.relation, model.tokenizer,
+                                model.tokenizer.bos_token_id)
+        res = C.analyse(model, prompts, settings, cfg.model.batch_size)
+    except (ConfigError, ValueError) as err:
+        fail(err)
+    metrics = C.summary_metrics(res, settings)
+    labels = C.position_labels(prompts, model.tokenizer, res.patching.positions)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(args.out_dir / "circuit.safetensors", C.result_tensors(res))
+    write_json(args.out_dir / "circuit.json", {
+        "positions": list(res.patching.positions), "position_labels": labels,
+        "components": list(C.COMPONENTS), "head": list(res.head),
+        "lookup_mlps": list(settings.lookup_mlps), "probe_sets": list(res.probes.accuracy),
+        "path_metrics": list(C.PATH_METRICS), "answers": list(res.answers),
+    })
+    write_json(args.out_dir / "metrics.json", metrics)
+    prov = Provenance.make("fact_finding", args.profile, config_hash(cfg))
+    P.plot_patching(res, settings, labels, args.patching_figure, prov)
+    P.plot_heads(res, settings, args.heads_figure, prov)
+    P.plot_effective(res, settings, args.effective_figure, prov)
+    P.plot_probes(res, settings, args.probes_figure, prov)
+    P.plot_paths(res, settings, args.paths_figure, prov)
+    eff = metrics["effective"]
+    print(f"circuit: {res.n_prompts} prompts; head L{res.head[0]}H{res.head[1]}; effective "
+          f"model {eff['effective_head']:.1%} (head OV), {eff['effective_probe']:.1%} (probe); "
+          f"parts {res.timings}; {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,72 @@
+"""The lookup MLPs on the known people and the name grid: non-linear excess, the selective
+neuron, known vs unknown MLP norms, linear structure against shuffled MLPs.
+
+    python -m replications.fact_finding.scripts.neuron_lookup --profile P --model M
+        --facts facts.json --out-dir DIR --excess-figure A.png --selective-figure B.png
+        --norms-figure C.png --linearity-figure D.png [--threads N]
+
+Writes into --out-dir: metrics.json and lookup.safetensors (per-person excess, the selective
+neuron's activations and every lookup neuron's AUC, norms, parallelogram ratios).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from replications.fact_finding import neuron_plots, neurons
+from replications.fact_finding.facts import known_prompts, load_facts
+from replications.fact_finding.scripts._common import parser, setup
+from shared.cli import run
+from shared.config import ConfigError, config_hash
+from shared.figures import Provenance
+from shared.io import save_tensors, write_json
+from shared.lm import load_model
+from shared.scripts.common import fail
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--facts", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    for name in ("excess", "selective", "norms", "linearity"):
+        p.add_argument(f"--{name}-figure", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    t0 = time.perf_counter()
+    facts = load_facts(args.facts)
+    model = load_model(args.model, device=cfg.model.device)
+    try:
+        neurons.check_inputs(model, facts, cfg.neurons)
+        known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
+        circ = neurons.lookup_circuit(model, known, cfg.circuit, cfg.model.batch_size)
+        result, metrics = neurons.run_lookup(model, facts, known, cfg.neurons, circ,
+                                             cfg.model.batch_size)
+    except (ConfigError, ValueError, KeyError) as err:
+        fail(err)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    ex, sel = result.excess, result.selective
+    save_tensors(args.out_dir / "lookup.safetensors", {
+        "excess_total": ex.total, "excess_gelu_part": ex.gelu_part,
+        "excess_label": result.excess_label, "selective_acts": sel.acts,
+        "selective_positive": sel.positive.float(), "auc_by_neuron": sel.auc_by_neuron,
+        "norms_known": result.norms_known, "norms_unknown": result.norms_unknown,
+        **{f"linearity_{k}": v for k, v in result.linearity.items()},
+    })
+    write_json(args.out_dir / "metrics.json", metrics)
+    prov = Provenance.make("fact_finding", args.profile, config_hash(cfg))
+    neuron_plots.plot_excess(result, args.excess_figure, prov)
+    neuron_plots.plot_selective(result, args.selective_figure, prov)
+    neuron_plots.plot_norms(result, args.norms_figure, prov)
+    neuron_plots.plot_linearity(result, args.linearity_figure, prov)
+    s, lin = metrics["selective_neuron"], metrics["linearity"]
+    print(f"[neuron_lookup] {time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
+          f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {s['name']} AUC {s['auc']:.3f}, "
+          f"loss {s['loss_clean']:.3f} -> {s['loss_mean_ablated']:.3f} (mean) / "
+          f"{s['loss_zero_ablated']:.3f} (zero); linearity MLP {lin['mlp']['mean']:.2f} vs "
+          f"shuffled {lin['mlp_shuffled']['mean']:.2f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)
