@@ -1,0 +1,40 @@
+"""Summaries of the harvested cosines: per-layer quantiles, trend, tail, token categories.
+
+    python -m replications.local_processing.scripts.analyse --profile P --harvest DIR --out JSON
+
+Writes the analysis JSON that `local_metrics` puts under `analysis` in metrics.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replications.local_processing.analysis import Harvest, summarise
+from replications.local_processing.scripts._common import setup
+from shared.cli import run, script_parser
+from shared.io import write_json
+from shared.scripts.common import fail
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = script_parser(__doc__.splitlines()[0])
+    p.add_argument("--harvest", type=Path, required=True, help="directory of the harvest rule")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    try:
+        h = Harvest.load(args.harvest)
+        summary = summarise(h, cfg.analysis, cfg.categories, cfg.figures.token_label_chars)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        fail(err)
+    write_json(args.out, summary)
+    hl, tr = summary["headline"], summary["trend"]
+    print(f"[analyse] layer 0 median: context {hl['focus_context']} {hl['layer0_focus']:.3f}, "
+          f"context {hl['contrast_context']} {hl['layer0_contrast']:.3f}; early drop "
+          f"{tr['early_drop']:.3f}, final uptick {tr['final_uptick']:+.3f} -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,65 @@
+"""Harvest centred cosines between full-context and truncated-context residuals.
+
+    python -m replications.local_processing.scripts.harvest --profile P --model SPEC
+        [--tokens FILE] --out-dir DIR [--threads N]
+
+SPEC is the fact-finding stand-in's directory (smoke, default; then --tokens is its
+tokens.safetensors and the prompts are validation rows) or a model name (paper:
+EleutherAI/pythia-2.8b; the prompts are NeelNanda/pile-10k by name, tokenized with the model's
+tokenizer). Writes --out-dir/harvest.safetensors (cosines [tokens, contexts, layers], the
+random-pair baseline, token ids, categories, prompt and position of each token) and
+harvest.json (sizes, settings, decoded token strings).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from replications.local_processing import experiment, prompts
+from replications.local_processing.scripts._common import setup
+from shared.cli import run, script_parser
+from shared.config import ConfigError
+from shared.lm import describe_model, load_model
+from shared.scripts.common import fail
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = script_parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True,
+                   help="stand-in LM directory or a pretrained name (EleutherAI/pythia-2.8b)")
+    p.add_argument("--tokens", type=Path,
+                   help="the stand-in's tokens.safetensors (stand-in profiles only)")
+    p.add_argument("--out-dir", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    stand_in = cfg.data.source == "stand_in"
+    try:
+        if stand_in != (args.tokens is not None):
+            raise ConfigError("--tokens is needed with data.source stand_in and only then "
+                              f"(profile {args.profile}: {cfg.data.source})")
+        rows = prompts.stand_in_prompts(args.tokens, cfg.data) if stand_in else None
+        model = load_model(args.model, cfg.harvest.device, processed=True)
+        if rows is None:
+            rows = prompts.paper_prompts(cfg.data, model.tokenizer)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        fail(err)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if cfg.harvest.precision == "bf16":
+        model = model.to(torch.bfloat16)
+    print(f"[harvest] {args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "
+          f"{rows.shape[1]} tokens", file=sys.stderr)
+    result, timing = experiment.run(model, rows, cfg, str(args.model))
+    result.save(args.out_dir)
+    t = timing.summary()
+    print(f"[harvest] {len(result.token)} tokens x {len(result.contexts)} contexts x "
+          f"{result.n_layers} layers in {t['seconds']:.1f} s ({t['samples_per_s']:.0f} sampled "
+          f"tokens/s, {t['positions_per_s']:.0f} positions/s; layout {cfg.harvest.layout}) "
+          f"-> {args.out_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,47 @@
+"""Figures of the local-processing replication from the harvest and its analysis.
+
+    python -m replications.local_processing.scripts.make_figures --profile P --harvest DIR
+        --analysis JSON --figure-dir DIR
+
+Writes every figure of `pipeline.FIGURES` as PNG + PDF into --figure-dir.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replications.local_processing import plots
+from replications.local_processing.analysis import Harvest
+from replications.local_processing.config import WRITEUP
+from replications.local_processing.pipeline import FIGURES
+from replications.local_processing.scripts._common import setup
+from shared.cli import run, script_parser
+from shared.config import config_hash
+from shared.figures import Provenance, save_figure
+from shared.io import read_json
+from shared.scripts.common import fail
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = script_parser(__doc__.splitlines()[0])
+    p.add_argument("--harvest", type=Path, required=True)
+    p.add_argument("--analysis", type=Path, required=True)
+    p.add_argument("--figure-dir", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    try:
+        h = Harvest.load(args.harvest)
+        summary = read_json(args.analysis)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        fail(err)
+    prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
+    figures = plots.all_figures(h, summary, cfg)
+    assert set(figures) == set(FIGURES), "plots.all_figures must make every figure in FIGURES"
+    for name, fig in figures.items():
+        save_figure(fig, args.figure_dir / f"{name}.png", prov)
+    print(f"[figures] {len(figures)} figures -> {args.figure_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)
