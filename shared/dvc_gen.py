@@ -36,7 +36,8 @@ def build_dvc_yaml() -> dict:
         stages[writeup] = {
             "cmd": f"{SNAKEMAKE} -- {pipeline.PREFIX[writeup]}_all",
             "params": ["profile"],
-            "deps": CODE_DEPS + [f"replications/{writeup}"],
+            "deps": CODE_DEPS + [f"replications/{writeup}"]
+            + [pipeline.results_dir(profile, used) for used in pipeline.USES.get(writeup, ())],
             "outs": [results],
         }
     scorecard = pipeline.SCORECARD_DIR.format(profile=profile)

@@ -12,10 +12,16 @@ import importlib
 from pathlib import Path
 
 # Write-ups in the order their rules are included; a new write-up adds its package name here.
-WRITEUPS: tuple[str, ...] = ("toy_models", "monosemanticity", "fact_finding")
+WRITEUPS: tuple[str, ...] = ("toy_models", "monosemanticity", "fact_finding", "local_processing",
+                             "steering")
 
 # Rule-name prefix of each write-up.
-PREFIX: dict[str, str] = {"toy_models": "toy", "monosemanticity": "mono", "fact_finding": "ff"}
+PREFIX: dict[str, str] = {"toy_models": "toy", "monosemanticity": "mono", "fact_finding": "ff",
+                          "local_processing": "local", "steering": "steer"}
+
+# Write-ups whose results another write-up reads (local processing studies the fact-finding
+# stand-in): their results folders become DVC dependencies of the reader's stage.
+USES: dict[str, tuple[str, ...]] = {"local_processing": ("fact_finding",)}
 
 ROOT = Path(__file__).resolve().parent.parent
 

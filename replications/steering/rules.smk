@@ -1,0 +1,397 @@
+# Steering with SAEs (GDM progress update #1, snippet 1): ActAdd's anger and wedding steering
+# vectors decomposed with a residual-stream SAE, and SAE-based vectors compared on Pareto
+# frontiers of P(successful rollout) against spliced LM loss. Steps as in
+# replications/steering/README.md.
+#
+# The rule graph depends on the profile: smoke and default train a GPT-2-shaped stand-in here
+# (steer_docs -> steer_corpus -> steer_tokenizer -> steer_lm, plus steer_corpus_report); paper
+# reads GPT-2 XL and OpenWebText tokens by name (steer_paper_data) and trains no LM.
+
+from pathlib import Path
+
+from replications.steering import config as steer_config
+
+STEER = pipeline.load_writeup_config(steer_config, PROFILE)
+STEER_R = pipeline.results_dir(PROFILE, "steering")
+STEER_FIG = f"{STEER_R}/figures"
+STEER_CKPT = f"results/{PROFILE}/checkpoints/steering"
+STEER_LOG = f"{LOGS}/steering"
+STEER_STAND_IN = STEER.model.source == "stand_in"
+# GPT-2 XL (1.5B parameters): SAE training, rollouts and spliced losses want a GPU.
+STEER_GPU = 0 if STEER_STAND_IN else 1
+STEER_MEM = 3000 if STEER_STAND_IN else 60000
+STEER_LM_DIR = f"{STEER_R}/lm"
+STEER_SAE_DIR = f"{STEER_R}/sae"
+STEER_VEC_DIR = f"{STEER_R}/vectors"
+if STEER_STAND_IN:
+    STEER_TOKENS = f"{STEER_R}/tokenizer/tokens.safetensors"
+    STEER_MODEL_INPUT = [f"{STEER_LM_DIR}/model.safetensors", f"{STEER_LM_DIR}/lm_config.json"]
+    # Stand-in only: corpus vocabulary counts and the LM's final losses in the metrics.
+    STEER_EXTRA_METRICS = (f"corpus={STEER_R}/corpus/report.json "
+                           f"lm={STEER_LM_DIR}/history.json:final")
+    STEER_EXTRA_INPUTS = [f"{STEER_R}/corpus/report.json", f"{STEER_LM_DIR}/history.json"]
+else:
+    STEER_TOKENS = f"{STEER_R}/data/tokens.safetensors"
+    STEER_MODEL_INPUT = []
+    STEER_EXTRA_METRICS = ""
+    STEER_EXTRA_INPUTS = []
+
+
+if STEER_STAND_IN:
+
+    rule steer_docs:
+        """Step 1a (stand-in only): synthetic anger / calm / wedding / ordinary-topic documents."""
+        output:
+            docs=f"{STEER_R}/docs/docs.jsonl",
+        params:
+            profile=PROFILE,
+        log:
+            f"{STEER_LOG}/docs.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+        conda:
+            ENV
+        shell:
+            "python -m replications.steering.scripts.make_docs --profile {params.profile} "
+            "--out {output.docs} 2>&1 | tee {log}"
+
+    rule steer_corpus:
+        """Step 1b (stand-in only): local prose corpus plus the synthetic documents (training)."""
+        input:
+            docs=rules.steer_docs.output.docs,
+        output:
+            train=f"{STEER_R}/corpus/train.txt",
+            val=f"{STEER_R}/corpus/val.txt",
+            manifest=f"{STEER_R}/corpus/manifest.json",
+        params:
+            profile=PROFILE,
+            out_dir=lambda wildcards, output: str(Path(output.manifest).parent),
+        log:
+            f"{STEER_LOG}/corpus.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+        conda:
+            ENV
+        shell:
+            "python -m shared.scripts.build_corpus --writeup steering --profile {params.profile} "
+            "--out-dir {params.out_dir} --extra-docs {input.docs} 2>&1 | tee {log}"
+
+    rule steer_tokenizer:
+        """Step 1c (stand-in only): byte-level BPE (as GPT-2's) and 128-token rows, BOS first."""
+        input:
+            train=rules.steer_corpus.output.train,
+            val=rules.steer_corpus.output.val,
+        output:
+            tokenizer=f"{STEER_R}/tokenizer/tokenizer.json",
+            tokens=STEER_TOKENS,
+            manifest=f"{STEER_R}/tokenizer/manifest.json",
+        params:
+            profile=PROFILE,
+            corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
+            out_dir=lambda wildcards, output: str(Path(output.tokens).parent),
+        log:
+            f"{STEER_LOG}/tokenizer.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+        conda:
+            ENV
+        shell:
+            "python -m shared.scripts.train_tokenizer --writeup steering "
+            "--profile {params.profile} --corpus-dir {params.corpus_dir} "
+            "--out-dir {params.out_dir} 2>&1 | tee {log}"
+
+    rule steer_corpus_report:
+        """Step 1d (stand-in only): anger / wedding word counts; how the prompts tokenize."""
+        input:
+            train=rules.steer_corpus.output.train,
+            docs=rules.steer_docs.output.docs,
+            tokenizer=rules.steer_tokenizer.output.tokenizer,
+        output:
+            report=f"{STEER_R}/corpus/report.json",
+        params:
+            profile=PROFILE,
+            corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
+            tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
+        log:
+            f"{STEER_LOG}/corpus_report.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+        conda:
+            ENV
+        shell:
+            "python -m replications.steering.scripts.corpus_report --profile {params.profile} "
+            "--corpus-dir {params.corpus_dir} --docs {input.docs} "
+            "--tokenizer-dir {params.tokenizer_dir} --out {output.report} 2>&1 | tee {log}"
+
+    rule steer_lm:
+        """Step 1e (stand-in only): train the GPT-2-shaped stand-in (loss curve beside it)."""
+        input:
+            tokens=rules.steer_tokenizer.output.tokens,
+            tokenizer=rules.steer_tokenizer.output.tokenizer,
+        output:
+            model=f"{STEER_LM_DIR}/model.safetensors",
+            config=f"{STEER_LM_DIR}/lm_config.json",
+            history=f"{STEER_LM_DIR}/history.json",
+            loss=f"{STEER_LM_DIR}/loss.png",
+            loss_pdf=f"{STEER_LM_DIR}/loss.pdf",
+        params:
+            profile=PROFILE,
+            ckpt=STEER_CKPT,
+            tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
+            out_dir=lambda wildcards, output: str(Path(output.model).parent),
+        log:
+            f"{STEER_LOG}/lm.log",
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            ENV
+        shell:
+            "python -m shared.scripts.train_lm --writeup steering --profile {params.profile} "
+            "--tokens {input.tokens} --tokenizer-dir {params.tokenizer_dir} "
+            "--out-dir {params.out_dir} --checkpoint-dir {params.ckpt} --figure {output.loss} "
+            "--threads {threads} 2>&1 | tee {log}"
+
+else:
+
+    rule steer_paper_data:
+        """Step 1 (paper): OpenWebText GPT-2 tokens by name: SAE rows and held-out 1024-rows."""
+        output:
+            tokens=STEER_TOKENS,
+        params:
+            profile=PROFILE,
+        log:
+            f"{STEER_LOG}/paper_data.log",
+        threads: 4
+        resources:
+            mem_mb=STEER_MEM,
+        conda:
+            ENV
+        shell:
+            "python -m replications.steering.scripts.paper_data --profile {params.profile} "
+            "--threads {threads} --out {output.tokens} 2>&1 | tee {log}"
+
+
+rule steer_sae:
+    """Step 2: the residual-stream SAE at the steering layer (trained, or loaded: SAELens)."""
+    input:
+        tokens=STEER_TOKENS,
+        model=STEER_MODEL_INPUT,
+    output:
+        weights=f"{STEER_SAE_DIR}/sae_weights.safetensors",
+        cfg=f"{STEER_SAE_DIR}/cfg.json",
+        sparsity=f"{STEER_SAE_DIR}/sparsity.safetensors",
+        frequency=f"{STEER_SAE_DIR}/frequency.safetensors",
+        history=f"{STEER_SAE_DIR}/history.json",
+        metrics=f"{STEER_SAE_DIR}/eval.json",
+    params:
+        profile=PROFILE,
+        ckpt=STEER_CKPT,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else STEER.model.name),
+        out_dir=lambda wildcards, output: str(Path(output.weights).parent),
+    log:
+        f"{STEER_LOG}/sae.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.train_sae --profile {params.profile} "
+        "--model {params.model} --tokens {input.tokens} --out-dir {params.out_dir} "
+        "--checkpoint-dir {params.ckpt} --threads {threads} 2>&1 | tee {log}"
+
+
+rule steer_vectors:
+    """Steps 3-4: ActAdd vectors, their SAE decompositions and every SAE-based variant."""
+    input:
+        tokens=STEER_TOKENS,
+        model=STEER_MODEL_INPUT,
+        sae=list(rules.steer_sae.output),
+    output:
+        vectors=f"{STEER_VEC_DIR}/vectors.safetensors",
+        analysis=f"{STEER_VEC_DIR}/analysis.json",
+    params:
+        profile=PROFILE,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else STEER.model.name),
+        sae_dir=lambda wildcards, input: str(Path(input.sae[0]).parent),
+        out_dir=lambda wildcards, output: str(Path(output.vectors).parent),
+    log:
+        f"{STEER_LOG}/vectors.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.build_vectors --profile {params.profile} "
+        "--model {params.model} --tokens {input.tokens} --sae {params.sae_dir} "
+        "--out-dir {params.out_dir} --threads {threads} 2>&1 | tee {log}"
+
+
+rule steer_rollouts:
+    """Step 5a: batched, KV-cached steered sampling of every condition; P(successful rollout)."""
+    input:
+        model=STEER_MODEL_INPUT,
+        vectors=list(rules.steer_vectors.output),
+    output:
+        rollouts=f"{STEER_R}/rollouts/rollouts.json",
+    params:
+        profile=PROFILE,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else STEER.model.name),
+        vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
+    log:
+        f"{STEER_LOG}/rollouts.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.rollouts --profile {params.profile} "
+        "--model {params.model} --vectors {params.vec_dir} --out {output.rollouts} "
+        "--threads {threads} 2>&1 | tee {log}"
+
+
+rule steer_loss:
+    """Step 5b: spliced LM loss of every condition on held-out pretraining text."""
+    input:
+        tokens=STEER_TOKENS,
+        model=STEER_MODEL_INPUT,
+        vectors=list(rules.steer_vectors.output),
+    output:
+        loss=f"{STEER_R}/loss/loss.json",
+    params:
+        profile=PROFILE,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else STEER.model.name),
+        vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
+    log:
+        f"{STEER_LOG}/loss.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.spliced_loss --profile {params.profile} "
+        "--model {params.model} --tokens {input.tokens} --vectors {params.vec_dir} "
+        "--out {output.loss} --threads {threads} 2>&1 | tee {log}"
+
+
+rule steer_layer_sweep:
+    """Step 5c: both ActAdd vectors at each of several layers (where steering works at all)."""
+    input:
+        model=STEER_MODEL_INPUT,
+    output:
+        sweep=f"{STEER_R}/layer_sweep/layer_sweep.json",
+    params:
+        profile=PROFILE,
+        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
+                                        else STEER.model.name),
+    log:
+        f"{STEER_LOG}/layer_sweep.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.layer_sweep --profile {params.profile} "
+        "--model {params.model} --out {output.sweep} --threads {threads} 2>&1 | tee {log}"
+
+
+rule steer_frontiers:
+    """Step 6: Pareto frontiers of every method and the comparisons the claims check."""
+    input:
+        rollouts=rules.steer_rollouts.output.rollouts,
+        loss=rules.steer_loss.output.loss,
+        analysis=rules.steer_vectors.output.analysis,
+    output:
+        frontiers=f"{STEER_R}/frontiers/frontiers.json",
+    params:
+        profile=PROFILE,
+    log:
+        f"{STEER_LOG}/frontiers.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.frontiers --profile {params.profile} "
+        "--rollouts {input.rollouts} --loss {input.loss} --analysis {input.analysis} "
+        "--out {output.frontiers} 2>&1 | tee {log}"
+
+
+rule steer_figures:
+    """Figures of steps 3-6 and of the layer sweep."""
+    input:
+        vectors=list(rules.steer_vectors.output),
+        rollouts=rules.steer_rollouts.output.rollouts,
+        frontiers=rules.steer_frontiers.output.frontiers,
+        sweep=rules.steer_layer_sweep.output.sweep,
+    output:
+        **{name: figure_output("steering", name) for name in pipeline.figures("steering")},
+        **{f"{name}_pdf": f"{STEER_FIG}/{name}.pdf" for name in pipeline.figures("steering")},
+    params:
+        profile=PROFILE,
+        vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
+        figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+    log:
+        f"{STEER_LOG}/figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    shell:
+        "python -m replications.steering.scripts.make_figures --profile {params.profile} "
+        "--vectors {params.vec_dir} --rollouts {input.rollouts} "
+        "--frontiers {input.frontiers} --sweep {input.sweep} --figure-dir {params.figure_dir} "
+        "2>&1 | tee {log}"
+
+
+rule steer_metrics:
+    """Step 7: every number the claims file checks, in one metrics.json."""
+    input:
+        sae=rules.steer_sae.output.metrics,
+        frontiers=rules.steer_frontiers.output.frontiers,
+        sweep=rules.steer_layer_sweep.output.sweep,
+        extra=STEER_EXTRA_INPUTS,
+    output:
+        pipeline.metrics_path(PROFILE, "steering"),
+    params:
+        extra=STEER_EXTRA_METRICS,
+    log:
+        f"{STEER_LOG}/metrics.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+    conda:
+        ENV
+    shell:
+        "python -m shared.merge_metrics --out {output} sae={input.sae} "
+        "anger={input.frontiers}:anger weddings={input.frontiers}:weddings "
+        "layer_sweep={input.sweep} {params.extra} "
+        "2>&1 | tee {log}"
+
+
+rule steer_all:
+    """Every figure and the metrics of the steering replication."""
+    input:
+        expand(f"{STEER_FIG}/{{name}}.{{ext}}", name=list(pipeline.figures("steering")),
+               ext=["png", "pdf"]),
+        rules.steer_metrics.output,

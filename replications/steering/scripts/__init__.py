@@ -1,0 +1,1 @@
+"""Command-line entry points of the steering pipeline (one per Snakemake rule)."""

@@ -1,0 +1,87 @@
+"""Argument parsing, setup and data loading shared by the steering scripts."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from jaxtyping import Int
+from torch import Tensor
+
+from replications.steering.config import WRITEUP, Config, load
+from shared.cli import script_parser
+from shared.config import ConfigError, config_hash
+from shared.figures import Provenance
+from shared.runtime import seed_everything, set_threads
+from shared.scripts.common import fail
+
+
+def parser(description: str, model: bool = True, tokens: bool = True) -> argparse.ArgumentParser:
+    p = script_parser(description)
+    if model:
+        p.add_argument("--model", required=True,
+                       help="stand-in LM directory or a pretrained name (gpt2-xl)")
+    if tokens:
+        p.add_argument("--tokens", type=Path, required=True,
+                       help="tokens.safetensors with train / val rows")
+    return p
+
+
+def setup(profile: str, threads: int, seed: int = 0) -> Config:
+    """The profile's validated configuration (one-line error), seeds and threads."""
+    try:
+        cfg = load(profile)
+    except ConfigError as err:
+        fail(err)
+    set_threads(threads)
+    seed_everything(seed)
+    return cfg
+
+
+def load_lm(spec: str | Path, device: str) -> Any:
+    """The LM with TransformerLens's usual weight processing (as ActAdd's `from_pretrained`)."""
+    from shared.lm import load_model
+
+    model = load_model(spec, device, processed=True)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if model.tokenizer is None:
+        raise ValueError(f"{spec}: the model has no tokenizer (needed for the prompts)")
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """The token rows of every use, from one tokens file."""
+
+    sae_train: Int[Tensor, "rows sae_seq"]
+    sae_eval: Int[Tensor, "rows seq"]
+    loss: Int[Tensor, "rows seq"]
+    profile: Int[Tensor, "rows sae_seq"]
+    sha256: str
+
+
+def load_rows(path: Path, cfg: Config) -> Rows:
+    """SAE training rows (train split), held-out rows split into SAE evaluation and spliced
+    loss (val split), and the first training rows for feature labels."""
+    from shared.tokenizer import load_rows as load_token_rows
+
+    rows = load_token_rows(path)
+    d = cfg.data
+    if rows.val.shape[0] < d.heldout_rows:
+        raise ConfigError(f"{path}: {rows.val.shape[0]} held-out rows, data.heldout_rows "
+                          f"wants {d.heldout_rows}")
+    if rows.train.shape[1] < d.sae_seq_len:
+        raise ConfigError(f"{path}: training rows shorter than data.sae_seq_len")
+    if rows.train.shape[0] < max(d.profile_rows, cfg.sae_run.rows_per_batch):
+        raise ConfigError(f"{path}: too few training rows for data.profile_rows / rows_per_batch")
+    train = rows.train[:, : d.sae_seq_len]
+    held = rows.val[: d.heldout_rows]
+    return Rows(train, held[: d.sae_eval_rows], held[d.sae_eval_rows:d.sae_eval_rows + d.loss_rows],
+                train[: d.profile_rows], rows.sha256)
+
+
+def provenance(profile: str, cfg: Any) -> Provenance:
+    return Provenance.make(WRITEUP, profile, config_hash(cfg))

@@ -1,0 +1,31 @@
+"""Write the synthetic anger / calm / wedding / ordinary-topic documents (stand-in corpus).
+
+    python -m replications.steering.scripts.make_docs --profile P --out DIR/docs.jsonl
+
+JSON lines ({"source", "name", "text"}) for `shared.scripts.build_corpus --extra-docs`;
+deterministic for the configured seed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replications.steering.docs import generate_documents, write_documents
+from replications.steering.scripts._common import parser, setup
+from shared.cli import run
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    docs = generate_documents(cfg.docs)
+    write_documents(docs, args.out)
+    n_bytes = sum(len(d["text"].encode("utf-8")) for d in docs)
+    print(f"docs: {len(docs)} documents, {n_bytes} bytes -> {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

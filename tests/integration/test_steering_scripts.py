@@ -1,0 +1,226 @@
+"""Steering replication on tiny models: the DAG scripts end to end (smoke profile), loading a
+user-supplied SAELens SAE, and the paper path (GPT-2 by name from an offline Hugging Face cache,
+whose pad token is its EOS = BOS)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from replications.steering import sae_run
+from replications.steering.config import load
+from replications.steering.docs import generate_documents
+from shared.corpus import CorpusConfig, Document, Source, assemble, write_corpus
+from shared.io import read_json
+from shared.lm import build_model, save_model
+from shared.sae import SAE
+from shared.sae_io import SAELensInfo, save_sae_lens
+from shared.tokenizer import train_and_tokenize
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> Path:
+    """A random-weight model of the smoke profile's shape with a tokenizer trained on the
+    smoke profile's synthetic documents, and its token rows."""
+    torch.set_num_threads(1)
+    cfg = load("smoke")
+    root = tmp_path_factory.mktemp("steer")
+    docs = [Document("s", d["name"], d["text"]) for d in generate_documents(cfg.docs)]
+    registry = {"s": Source("prose", (), lambda _: docs, "synthetic")}
+    ccfg = CorpusConfig(sources=("s",), code_fraction=0.0, max_bytes=10**7, max_doc_bytes=4000,
+                        val_fraction=0.2, seed=0)
+    write_corpus(assemble(ccfg, registry=registry), root / "corpus")
+    train_and_tokenize(cfg.tokenizer, root / "corpus", root / "tok")
+    vocab = json.loads((root / "tok" / "manifest.json").read_text())["vocab_size"]
+    model = build_model(cfg.lm.model, vocab, seed=0)
+    save_model(model, cfg.lm.model, vocab, root / "lm", root / "tok")
+    return root
+
+
+def _run(module: str, args: list[str]) -> None:
+    import importlib
+
+    importlib.import_module(f"replications.steering.scripts.{module}").main(args)
+
+
+def test_scripts_end_to_end_on_a_tiny_model(stand_in):
+    root = stand_in
+    common = ["--profile", "smoke", "--threads", "1"]
+    model = ["--model", str(root / "lm")]
+    tokens = ["--tokens", str(root / "tok" / "tokens.safetensors")]
+    _run("train_sae", common + model + tokens + ["--out-dir", str(root / "sae"),
+                                                 "--checkpoint-dir", str(root / "ckpt")])
+    ev = read_json(root / "sae" / "eval.json")
+    assert ev["source"] == "train" and 0 < ev["l0"] < 128 and ev["ce_sae"] > 0
+    assert (root / "sae" / "cfg.json").is_file()
+    _run("build_vectors", common + model + tokens + ["--sae", str(root / "sae"),
+                                                     "--out-dir", str(root / "vec")])
+    an = read_json(root / "vec" / "analysis.json")
+    cfg = load("smoke")
+    assert an["anger"]["methods"] == ["vector", "feature"]
+    assert an["weddings"]["methods"] == ["original", "handpicked", "reconstruction", "topk_pos",
+                                         "topk_pos_neg", "projected"]
+    assert an["anger"]["conditions"][0]["method"] == "unsteered"
+    n_w = 1 + 4 * (len(cfg.weddings.vector_coeffs) - 1) + (len(cfg.weddings.handpicked_coeffs) - 1)
+    assert len(an["weddings"]["conditions"]) == n_w + len(cfg.weddings.vector_coeffs) - 1
+    assert an["weddings"]["positive_tokens"][0] == an["weddings"]["negative_tokens"][0]
+    assert an["weddings"]["padded_prompt"] == "positive"
+    _run("rollouts", common + model + ["--vectors", str(root / "vec"),
+                                       "--out", str(root / "rollouts.json")])
+    ro = read_json(root / "rollouts.json")
+    first = ro["anger"]["conditions"][0]
+    assert first["n"] == cfg.sampling.n_seeds == len(first["completions"])
+    assert 0 <= first["p_success"] <= 1
+    _run("spliced_loss", common + model + tokens + ["--vectors", str(root / "vec"),
+                                                    "--out", str(root / "loss.json")])
+    lo = read_json(root / "loss.json")
+    assert [c["coeff"] for c in lo["weddings"]["conditions"]] == \
+        [c["coeff"] for c in ro["weddings"]["conditions"]]
+    _run("frontiers", common + ["--rollouts", str(root / "rollouts.json"), "--loss",
+                                str(root / "loss.json"), "--analysis",
+                                str(root / "vec" / "analysis.json"),
+                                "--out", str(root / "frontiers.json")])
+    fr = read_json(root / "frontiers.json")
+    assert set(fr["anger"]["feature_vs_vector"]) == {"frontier_gap", "dominated", "dominates"}
+    assert fr["weddings"]["methods"]["original"]["coeff"] == list(cfg.weddings.vector_coeffs)
+    assert 0 <= fr["anger"]["decomposition"]["feature_l1_share"] <= 1
+    _run("layer_sweep", common + model + ["--out", str(root / "sweep.json")])
+    sw = read_json(root / "sweep.json")
+    assert sw["layers"] == list(cfg.layer_sweep.layers)
+    assert len(sw["anger"]["p_success"]) == len(cfg.layer_sweep.layers)
+    _run("make_figures", common + ["--vectors", str(root / "vec"), "--rollouts",
+                                   str(root / "rollouts.json"), "--frontiers",
+                                   str(root / "frontiers.json"), "--sweep",
+                                   str(root / "sweep.json"), "--figure-dir", str(root / "fig")])
+    from replications.steering.pipeline import FIGURES
+
+    for name in FIGURES:
+        assert (root / "fig" / f"{name}.png").stat().st_size > 2000
+        assert (root / "fig" / f"{name}.pdf").is_file()
+
+
+def test_loading_a_sae_lens_directory(stand_in, monkeypatch):
+    """`sae_run.source: load` reads a user-supplied SAELens SAE (checked against the site)."""
+    root = stand_in
+    cfg = load("smoke")
+    d = cfg.lm.model.d_model
+    sae = SAE(d, 64, 1, True, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sae.b_enc.add_(0.1)
+    info = SAELensInfo("stand-in", cfg.model.hook_name, 64, True)
+    save_sae_lens(root / "user_sae", sae, 0, info, None)
+    loaded, _ = sae_run.load(root / "user_sae", cfg, d, torch.device("cpu"))
+    assert torch.equal(loaded.W_dec, sae.W_dec) and torch.equal(loaded.b_enc, sae.b_enc)
+    with pytest.raises(ValueError, match="d_model"):
+        sae_run.load(root / "user_sae", cfg, d + 1, torch.device("cpu"))
+    save_sae_lens(root / "other_site", sae, 0, SAELensInfo("x", "blocks.1.hook_resid_post", 64,
+                                                           True), None)
+    with pytest.raises(ValueError, match="steering site"):
+        sae_run.load(root / "other_site", cfg, d, torch.device("cpu"))
+
+    # The script's load path: the same SAE comes out, evaluated, in the rule's output directory.
+    from replications.steering.scripts import _common, train_sae
+
+    real_setup = _common.setup
+
+    def setup_with_load(profile: str, threads: int, seed: int = 0):
+        c = real_setup(profile, threads, seed)
+        return dataclasses.replace(c, sae_run=dataclasses.replace(
+            c.sae_run, source="load", load_dir=str(root / "user_sae")))
+
+    monkeypatch.setattr(train_sae, "setup", setup_with_load)
+    train_sae.main(["--profile", "smoke", "--model", str(root / "lm"), "--tokens",
+                    str(root / "tok" / "tokens.safetensors"), "--out-dir",
+                    str(root / "loaded"), "--checkpoint-dir", str(root / "ckpt2")])
+    assert read_json(root / "loaded" / "eval.json")["source"] == "load"
+    again = sae_run.load_run(root / "loaded")
+    assert torch.equal(again.sae.W_enc, sae.W_enc) and again.frequency.shape == (64,)
+
+
+# ------------------------------------------------------------------ paper path, offline
+
+_PAPER_CODE = """
+import sys, torch
+torch.set_num_threads(1)
+from replications.steering.scripts._common import load_lm
+from replications.steering import actadd, evaluation, sampling
+m = load_lm('gpt2-xl', 'cpu')
+tok = m.tokenizer
+assert tok.bos_token_id == tok.eos_token_id == tok.pad_token_id
+pair = actadd.make_pair(tok, 'the bride said', 'the groom said nothing at all')
+assert pair.positive[0] == tok.bos_token_id and pair.n_pad_positive > 0
+vec = actadd.actadd_vector(m, pair, 'blocks.1.hook_resid_pre')
+eos = tok.eos_token_id
+# An EOS (GPT-2's pad token) inside the prompt: the cached pass must not mask it.
+prompt = torch.tensor([eos] + actadd.encode(tok, 'the bride')[1:] + [eos, 5, 6, 7])
+vectors = torch.stack([torch.zeros_like(vec.vector), 3 * vec.vector])
+u = sampling.seed_uniforms(torch.tensor([0, 0]), 10)
+s = sampling.Sampler(1.0, 0.3, 1.0, 16)
+got = sampling.generate(m, prompt, vectors, u, 'blocks.1.hook_resid_pre', s, eos_id=-1)
+ref, _ = sampling.generate_reference(m, prompt, vectors, u, 'blocks.1.hook_resid_pre', s, -1)
+assert torch.equal(got.tokens, ref.tokens), (got.tokens, ref.tokens)
+rows = torch.randint(3, 300, (2, 24)); rows[:, 0] = eos
+loss = evaluation.spliced_loss(m, rows, vectors, 1, 4)
+assert loss.shape == (2, 2) and torch.isfinite(loss).all()
+print('ok', vec.vector.shape[0])
+"""
+
+
+def test_paper_path_gpt2_by_name(tmp_path):
+    """GPT-2 loaded by name offline (as gpt2-xl is in the paper profile): ActAdd pair with
+    BOS = EOS = pad, cached steered generation equal to the uncached reference, spliced loss."""
+    from tokenizers import Tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from shared.tokenizer import EOS, TokenizerConfig, train_tokenizer
+    from tests.integration.test_lm import _repo
+
+    torch.manual_seed(0)
+    texts = [f"the bride said {i} words to the groom, nothing at all" for i in range(200)]
+    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=320, min_frequency=1,
+                                                 split_digits=True, train_bytes=10**6,
+                                                 seq_len=32))
+    assert isinstance(tok, Tokenizer)
+    eos_id = tok.token_to_id(EOS)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=320,
+                                    n_positions=64, n_ctx=64, bos_token_id=eos_id,
+                                    eos_token_id=eos_id)).eval()
+    snap = _repo(tmp_path / "hub", "gpt2-xl")
+    hf.save_pretrained(str(snap))
+    # GPT-2's tokenizer: one <|endoftext|> for BOS, EOS and padding.
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS,
+                            unk_token=None).save_pretrained(str(snap))
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", _PAPER_CODE], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("ok")
+
+
+def test_rollout_benchmark_runs_on_a_tiny_config(tmp_path):
+    """benchmarks/steering_rollouts.py (the GPU run uses --arch gpt2-xl --device cuda)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" /
+                                                  "steering_rollouts.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.ARCHS["gpt2-xl"][0].n_layers == 48 and bench.ARCHS["gpt2-xl"][1] == 50257
+    bench.main(["--arch", "tiny", "--batch-rows", "4", "8", "--rounds", "1", "--baseline-rows",
+                "2", "--new-tokens", "3", "--out", str(tmp_path / "b.json")])
+    report = read_json(tmp_path / "b.json")
+    assert [r["batch_rows"] for r in report["results"]] == [4, 8, 2]
+    assert all(r["completions_per_s"] > 0 for r in report["results"])
+    assert (tmp_path / "b.md").is_file()
