@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from shared.config import PROFILES, ConfigError
+
+T = TypeVar("T")
 
 
 def script_parser(description: str, checkpoints: bool = False) -> argparse.ArgumentParser:
@@ -20,6 +22,22 @@ def script_parser(description: str, checkpoints: bool = False) -> argparse.Argum
         p.add_argument("--checkpoint-dir", type=Path, required=True,
                        help="where resumable checkpoints live (not a pipeline output)")
     return p
+
+
+def load_and_setup(load: Callable[[str], T], profile: str, threads: int,
+                   seed: Callable[[T], int] | int = 0) -> T:
+    """A write-up's validated configuration for `profile` (a bad one is one `error:` line and
+    exit 1), then threads and seeds (`seed` is a number or read from the configuration)."""
+    from shared.runtime import seed_everything, set_threads
+
+    try:
+        cfg = load(profile)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    set_threads(threads)
+    seed_everything(seed(cfg) if callable(seed) else seed)
+    return cfg
 
 
 def run(main: Callable[[], None]) -> None:

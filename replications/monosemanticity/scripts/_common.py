@@ -6,10 +6,7 @@ import argparse
 from pathlib import Path
 
 from replications.monosemanticity.config import Config, load
-from shared.cli import script_parser
-from shared.config import ConfigError
-from shared.runtime import seed_everything, set_threads
-from shared.scripts.common import fail
+from shared.cli import load_and_setup, script_parser
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
@@ -23,11 +20,5 @@ def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
 
 
 def setup(profile: str, threads: int, seed: int = 0) -> Config:
-    """Load and validate the profile's configuration (one-line error), seed, set threads."""
-    try:
-        cfg = load(profile)
-    except ConfigError as err:
-        fail(err)
-    set_threads(threads)
-    seed_everything(seed)
-    return cfg
+    """The profile's validated configuration (one-line error), seeds and threads."""
+    return load_and_setup(load, profile, threads, seed)

@@ -11,11 +11,9 @@ from jaxtyping import Int
 from torch import Tensor
 
 from replications.steering.config import WRITEUP, Config, load
-from shared.cli import script_parser
+from shared.cli import load_and_setup, script_parser
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
-from shared.runtime import seed_everything, set_threads
-from shared.scripts.common import fail
 
 
 def parser(description: str, model: bool = True, tokens: bool = True) -> argparse.ArgumentParser:
@@ -31,13 +29,7 @@ def parser(description: str, model: bool = True, tokens: bool = True) -> argpars
 
 def setup(profile: str, threads: int, seed: int = 0) -> Config:
     """The profile's validated configuration (one-line error), seeds and threads."""
-    try:
-        cfg = load(profile)
-    except ConfigError as err:
-        fail(err)
-    set_threads(threads)
-    seed_everything(seed)
-    return cfg
+    return load_and_setup(load, profile, threads, seed)
 
 
 def load_lm(spec: str | Path, device: str) -> Any:
