@@ -30,6 +30,35 @@ def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> 
     return gen
 
 
+# Random draws with an explicit generator go through the three functions below (a test checks
+# that no other module draws in place or names a device beside a generator). Each draws on the
+# generator's own device and moves the result, so a CPU generator filling a CUDA tensor neither
+# crashes ("Expected a 'cuda' device type for generator") nor changes the numbers: the same
+# (seed, generator) gives the same draw on every device.
+def uniform_(w: torch.Tensor, low: float, high: float,
+             generator: torch.Generator | None) -> torch.Tensor:
+    """Fill `w` in place with U(low, high), drawn from `generator` (global RNG when None)."""
+    if generator is None:
+        return w.uniform_(low, high)
+    draw = torch.empty(w.shape, dtype=w.dtype, device=generator.device)
+    return w.copy_(draw.uniform_(low, high, generator=generator))
+
+
+def rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str,
+         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U(0, 1) of `shape` on `device`, drawn on the generator's device."""
+    out = torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)
+    return out.to(device)
+
+
+def multinomial(weights: torch.Tensor, n: int, generator: torch.Generator,
+                replacement: bool = True) -> torch.Tensor:
+    """`n` indices drawn with probability proportional to `weights`, on the weights' device."""
+    idx = torch.multinomial(weights.to(generator.device), n, replacement=replacement,
+                            generator=generator)
+    return idx.to(weights.device)
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     """CUDA when present (or asked for), CPU otherwise; `preference` is auto, cpu or cuda."""
     if preference not in ("auto", "cpu", "cuda"):

@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from shared.config import check
+from shared import runtime
 from shared.runtime import step_generator
 from shared.training import Stateful, train_loop
 
@@ -95,8 +96,8 @@ class SAE(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(n_instances, d_in))
         with torch.no_grad():
             for inst in range(n_instances):
-                _kaiming_(self.W_enc[inst], fan_in=d_sae, generator=generator)
-                _kaiming_(self.W_dec[inst], fan_in=d_in, generator=generator)
+                _kaiming_(self.W_enc[inst], d_sae, generator)
+                _kaiming_(self.W_dec[inst], d_in, generator)
             self.normalise_decoder_()
 
     def encode(self, x: Float[Tensor, "batch inst d_in"]) -> Float[Tensor, "batch inst d_sae"]:
@@ -136,7 +137,7 @@ def _project_out_parallel_(grad: Tensor, w: Tensor) -> None:
 def _kaiming_(w: Tensor, fan_in: int, generator: torch.Generator | None) -> None:
     # Kaiming-uniform with a=sqrt(5), as nn.Linear does; drawn from our generator for resumability.
     bound = 1.0 / math.sqrt(fan_in)
-    w.uniform_(-bound, bound, generator=generator)
+    runtime.uniform_(w, -bound, bound, generator)
 
 
 def sae_losses(
@@ -415,7 +416,7 @@ class SAETrainer:
             n_dead = int(dead[inst].sum())
             if n_dead == 0:
                 continue
-            idx = torch.multinomial(weights[inst], n_dead, replacement=True, generator=gen)
+            idx = runtime.multinomial(weights[inst], n_dead, gen)
             x = pool[idx, inst]  # [n_dead, d_in]
             x_unit = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-8)
             enc_norms = sae.W_enc[inst].norm(dim=0)  # [d_sae]

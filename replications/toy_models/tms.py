@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from shared import runtime
 from shared.config import check
 from shared.io import load_metadata, load_tensors
 from shared.runtime import step_generator
@@ -113,8 +114,7 @@ def generate_batch(
     is uniform on [0, 1) and independent of the keep decision (half the random numbers).
     """
     n_inst = feature_probability.shape[0]
-    u = torch.rand((batch_size, n_inst, n_features), generator=generator,
-                   device=feature_probability.device)
+    u = runtime.rand((batch_size, n_inst, n_features), generator, feature_probability.device)
     prob = einops.rearrange(feature_probability, "inst -> 1 inst 1")
     return torch.where(u < prob, u / prob, torch.zeros_like(u))
 
