@@ -112,8 +112,13 @@ class SamplingConfig:
     seed: int
     batch_rows: int  # completions per KV-cached generation call
     candidates: int  # top-p fast path: exact whenever these top tokens hold top_p of the mass
+    # Cached steps: TransformerLens's KV cache ("hooked"), or shared.decode's static cache in
+    # fp32 ("static") or bf16 ("static-bf16"; GPU; benchmarks/results/gpu_check_h200.md).
+    decoder: Literal["hooked", "static", "static-bf16"]
 
     def __post_init__(self) -> None:
+        check(self.decoder in ("hooked", "static", "static-bf16"),
+              f"sampling.decoder must be hooked, static or static-bf16, got {self.decoder!r}")
         check(self.temperature > 0, "sampling.temperature must be positive")
         check(0 < self.top_p <= 1, "sampling.top_p must lie in (0, 1]")
         check(self.freq_penalty >= 0, "sampling.freq_penalty must be non-negative")

@@ -25,7 +25,7 @@ vectors added at every pass): the tests check both give the same completions.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -33,6 +33,10 @@ from torch import Tensor
 
 from replications.steering.actadd import FrontSteering
 from shared.activations import model_device
+from shared.decode import StaticDecoder, decode_dtype
+
+# How cached steps run: TransformerLens's cache, or the static decoder in fp32 or bf16.
+Decoder = Literal["hooked", "static", "static-bf16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +127,11 @@ class Generation:
 def generate(
     model: Any, prompt: Int[Tensor, " pos"], vectors: Float[Tensor, "rows n d_model"],
     uniforms: Float[Tensor, "rows steps"], hook_name: str, sampler: Sampler, eos_id: int,
-    on_step: Callable[[int, Tensor], None] | None = None,
+    on_step: Callable[[int, Tensor], None] | None = None, decoder: Decoder = "hooked",
 ) -> Generation:
     """Completions of `prompt` for every row, row b steered by `vectors[b]` (KV-cached)."""
     return generate_multi(model, prompt, [(hook_name, vectors)], uniforms, sampler, eos_id,
-                          on_step)
+                          on_step, decoder)
 
 
 @torch.no_grad()
@@ -135,44 +139,71 @@ def generate_multi(
     model: Any, prompt: Int[Tensor, " pos"],
     steering: list[tuple[str, Float[Tensor, "rows n d_model"]]],
     uniforms: Float[Tensor, "rows steps"], sampler: Sampler, eos_id: int,
-    on_step: Callable[[int, Tensor], None] | None = None,
+    on_step: Callable[[int, Tensor], None] | None = None, decoder: Decoder = "hooked",
 ) -> Generation:
     """`generate` with vectors at several sites at once (rows steered at one site carry zero
-    vectors at the others): e.g. one batch for a sweep over layers."""
-    from transformer_lens import TransformerLensKeyValueCache
+    vectors at the others): e.g. one batch for a sweep over layers.
 
+    `decoder`: "hooked" runs every step through the `HookedTransformer` with TransformerLens's
+    KV cache; "static" (or "static-bf16") runs the prompt pass there and the cached steps
+    through `shared.decode.StaticDecoder` (fp32 or bf16 weights and cache; a CUDA graph on GPU).
+    """
     device = model_device(model)
     rows, steps = steering[0][1].shape[0], uniforms.shape[1]
     tokens = prompt.to(device).unsqueeze(0).expand(rows, -1).contiguous()
     counts = _token_counts(tokens, model.cfg.d_vocab)
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, rows)
     hooks = [(name, FrontSteering(v.to(device), once=True)) for name, v in steering]
     uniforms = uniforms.to(device)
     out = torch.empty(rows, steps, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
-    # An explicit all-ones mask: TransformerLens would otherwise infer one from pad tokens,
-    # and GPT-2's pad token is its EOS (which completions may contain).
-    with model.hooks(fwd_hooks=hooks):
-        logits = model(tokens, past_kv_cache=cache,
-                       attention_mask=torch.ones_like(tokens))[:, -1]
-        if any(h.calls != 1 for _, h in hooks):
-            raise RuntimeError("a steering hook did not fire on the prompt pass")
-        first = logits.float().cpu()
-        for t in range(steps):
-            nxt = sample_next(logits, counts, uniforms[:, t], sampler)
-            nxt = torch.where(finished, torch.full_like(nxt, eos_id), nxt)
-            finished |= nxt == eos_id
-            out[:, t] = nxt
-            counts.scatter_add_(1, nxt.unsqueeze(1), torch.ones(rows, 1, device=device))
-            if on_step is not None:
-                on_step(t, nxt)
-            if t + 1 < steps:
-                step_in = nxt.unsqueeze(1)
-                logits = model(step_in, past_kv_cache=cache,
-                               attention_mask=torch.ones_like(step_in))[:, -1]
+    step_fn = _hooked_steps(model, rows, hooks) if decoder == "hooked" else \
+        _static_steps(model, rows, tokens.shape[1] + steps, hooks, decoder)
+    logits = step_fn(tokens)
+    if any(h.calls != 1 for _, h in hooks):
+        raise RuntimeError("a steering hook did not fire on the prompt pass")
+    first = logits.float().cpu()
+    for t in range(steps):
+        nxt = sample_next(logits, counts, uniforms[:, t], sampler)
+        nxt = torch.where(finished, torch.full_like(nxt, eos_id), nxt)
+        finished |= nxt == eos_id
+        out[:, t] = nxt
+        counts.scatter_add_(1, nxt.unsqueeze(1), torch.ones(rows, 1, device=device))
+        if on_step is not None:
+            on_step(t, nxt)
+        if t + 1 < steps:
+            logits = step_fn(nxt.unsqueeze(1))
     if any(h.calls != 1 for _, h in hooks):
         raise RuntimeError("a steering hook fired during cached generation steps")
     return Generation(out.cpu(), first)
+
+
+StepFn = Callable[[Int[Tensor, "rows pos"]], Float[Tensor, "rows vocab"]]
+
+
+def _hooked_steps(model: Any, rows: int, hooks: list[tuple[str, Any]]) -> StepFn:
+    """Prompt and steps through the HookedTransformer with TransformerLens's KV cache."""
+    from transformer_lens import TransformerLensKeyValueCache
+
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, model_device(model), rows)
+
+    def run(tokens: Tensor) -> Tensor:
+        # An explicit all-ones mask: TransformerLens would otherwise infer one from pad tokens,
+        # and GPT-2's pad token is its EOS (which completions may contain).
+        with model.hooks(fwd_hooks=hooks):
+            return model(tokens, past_kv_cache=cache,
+                         attention_mask=torch.ones_like(tokens))[:, -1]
+    return run
+
+
+def _static_steps(model: Any, rows: int, max_len: int, hooks: list[tuple[str, Any]],
+                  decoder: Decoder) -> StepFn:
+    """The prompt through the HookedTransformer (with the hooks), steps through StaticDecoder."""
+    precision = "bf16" if decoder == "static-bf16" else "fp32"
+    dec = StaticDecoder(model, rows, max_len, decode_dtype(precision))
+
+    def run(tokens: Tensor) -> Tensor:
+        return dec.prefill(tokens, hooks) if dec.length == 0 else dec.step(tokens[:, 0])
+    return run
 
 
 @torch.no_grad()

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             steering.append((f"blocks.{layer}.hook_resid_pre", v))
         uniforms = seed_uniforms(torch.arange(n).repeat(groups) + s.seed, s.new_tokens)
         gen = generate_multi(model, torch.tensor(encode(tok, e.prompt)), steering, uniforms,
-                             sampler, eos)
+                             sampler, eos, decoder=s.decoder)
         vocab = load_vocab(VOCAB_DIR / e.vocab)
         hits = [bool(matched_words(t, vocab)) for t in completion_texts(tok, gen.tokens, eos)]
         p_group = [sum(hits[g * n:(g + 1) * n]) / n for g in range(groups)]

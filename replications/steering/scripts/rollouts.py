@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         for start in tqdm(range(0, len(cond_idx), s.batch_rows), desc=f"steer rollouts {name}"):
             rows = slice(start, start + s.batch_rows)
             gen = generate(model, prompt, vectors[cond_idx[rows]], uniforms[seed_idx[rows]],
-                           cfg.model.hook_name, sampler, eos)
+                           cfg.model.hook_name, sampler, eos, decoder=s.decoder)
             texts += completion_texts(model.tokenizer, gen.tokens, eos)
         total += len(texts)
         results = []
