@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--instances", type=int, default=1)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--table", action="store_true", help="print the profiler's operator table")
     args = p.parse_args(argv)
     if args.threads:
@@ -41,15 +42,24 @@ def main(argv: list[str] | None = None) -> None:
         recon_reduction="sum", l1_reduction="sum_batch", resample="none", resample_every=1,
         resample_window=1, resample_stop=0, dead_frequency=0.0, seed=0,
     )
-    data = torch.randn(8, args.batch, args.d_in, generator=torch.Generator().manual_seed(0))
-    trainer = SAETrainer(cfg, lambda step: data[step % 8], log_every=100,
+    device = torch.device(args.device)
+    data = torch.randn(8, args.batch, args.d_in,
+                       generator=torch.Generator().manual_seed(0)).to(device)
+    trainer = SAETrainer(cfg, lambda step: data[step % 8], device, log_every=100,
                          precision=args.precision)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for step in range(3):
         trainer.step(step)
     walls, cpus = [], []
     for step in range(args.steps):
+        sync()
         t, c = time.perf_counter(), time.process_time()
         trainer.step(step)
+        sync()
         walls.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
     walls.sort()
@@ -62,10 +72,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        cuda = device.type == "cuda"
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=acts) as prof:
             for step in range(5):
                 trainer.step(step)
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            sync()
+        key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=20))
 
 
 if __name__ == "__main__":

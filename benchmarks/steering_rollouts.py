@@ -74,8 +74,35 @@ def sync(device: torch.device) -> None:
 
 
 def ours(model: Any, prompt: torch.Tensor, vectors: torch.Tensor, uniforms: torch.Tensor,
-         hook: str, sampler: Sampler) -> None:
-    generate(model, prompt, vectors, uniforms, hook, sampler, eos_id=-1)
+         hook: str, sampler: Sampler, decoder: str = "hooked") -> None:
+    generate(model, prompt, vectors, uniforms, hook, sampler, eos_id=-1,
+             decoder=decoder)  # type: ignore[arg-type]
+
+
+def hf_static_generate(cfg: Any, vocab: int, device: torch.device, rows: int,
+                       new_tokens: int, rounds: int, dtype: torch.dtype) -> list[float]:
+    """Hugging Face `generate` with a static cache, same shape, random weights (the yardstick
+    the GPU target is set against). Unsteered, and top-p sampling without a frequency penalty
+    (transformers has none): a little less work per step than ours."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf_cfg = GPT2Config(vocab_size=vocab, n_positions=cfg.n_ctx, n_embd=cfg.d_model,
+                        n_layer=cfg.n_layers, n_head=cfg.n_heads, n_inner=cfg.d_mlp,
+                        activation_function="gelu_new", bos_token_id=0, eos_token_id=0,
+                        pad_token_id=0)
+    torch.manual_seed(0)
+    with torch.device(device):  # initialise on the device: 1.6B parameters on a CPU take long
+        model = GPT2LMHeadModel(hf_cfg).to(dtype=dtype).eval()
+    prompt = torch.randint(3, vocab, (rows, PROMPT_LEN), device=device)
+
+    def run() -> None:
+        model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True,
+                       top_p=0.3, temperature=1.0, top_k=0, max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, cache_implementation="static")
+
+    with torch.no_grad():
+        run()  # warm-up
+        return timed(run, device, rounds)
 
 
 def actadd_route(model: Any, prompt: torch.Tensor, vectors: torch.Tensor, hook: str,
@@ -104,6 +131,14 @@ def timed(fn: Any, device: torch.device, rounds: int) -> list[float]:
     return out
 
 
+def _row(method: str, rows: int, seconds: list[float], new_tokens: int) -> dict[str, Any]:
+    med = statistics.median(seconds)
+    print(f"{method:60s} batch {rows:5d}: {rows / med:9.1f} completions/s "
+          f"({rows * new_tokens / med:,.0f} tokens/s)", file=sys.stderr)
+    return {"method": method, "batch_rows": rows, "seconds": seconds,
+            "completions_per_s": rows / med, "tokens_per_s": rows * new_tokens / med}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=sorted(ARCHS), default="stand-in")
@@ -117,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path,
                     help="a trained stand-in directory instead of random weights of --arch")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--decoders", nargs="+", default=["hooked"],
+                    choices=["hooked", "static", "static-bf16"],
+                    help="how our cached steps run (replications.steering.sampling.Decoder)")
+    ap.add_argument("--hf-static", nargs="*", default=None, choices=["fp32", "bf16"],
+                    help="also time Hugging Face generate with a static cache at these dtypes")
+    ap.add_argument("--skip-tl-generate", action="store_true")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -134,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(cfg, vocab, seed=0, device=device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    n_params = sum(p.numel() for p in model.parameters())
     hook = f"blocks.{layer}.hook_resid_pre"
     sampler = Sampler(temperature=1.0, top_p=0.3, freq_penalty=1.0, candidates=64)
     gen = torch.Generator().manual_seed(0)
@@ -142,28 +184,38 @@ def main(argv: list[str] | None = None) -> None:
     rows_out = []
     with torch.no_grad():
         # Warm-up (allocator, kernels) on a small batch.
-        v = torch.randn(8, VECTOR_LEN, cfg.d_model, generator=gen).to(device)
-        ours(model, prompt, v, seed_uniforms(torch.arange(8), 4), hook, sampler)
-        for b in args.batch_rows:
+        for decoder in args.decoders:
+            # Warm-up (allocator, kernels) on a small batch.
+            v = torch.randn(8, VECTOR_LEN, cfg.d_model, generator=gen).to(device)
+            ours(model, prompt, v, seed_uniforms(torch.arange(8), 4), hook, sampler, decoder)
+            for b in args.batch_rows:
+                v = torch.randn(b, VECTOR_LEN, cfg.d_model, generator=gen).to(device)
+                u = seed_uniforms(torch.arange(b), args.new_tokens)
+                t = timed(lambda v=v, u=u: ours(model, prompt, v, u, hook, sampler, decoder),
+                          device, args.rounds)
+                rows_out.append(_row(f"ours ({decoder} decoder)", b, t, args.new_tokens))
+        if not args.skip_tl_generate:
+            b = args.baseline_rows
             v = torch.randn(b, VECTOR_LEN, cfg.d_model, generator=gen).to(device)
-            u = seed_uniforms(torch.arange(b), args.new_tokens)
-            t = timed(lambda v=v, u=u: ours(model, prompt, v, u, hook, sampler), device,
+            t = timed(lambda: actadd_route(model, prompt, v, hook, args.new_tokens), device,
                       args.rounds)
-            med = statistics.median(t)
-            rows_out.append({"method": "ours (batched, KV cache)", "batch_rows": b,
-                             "seconds": t, "completions_per_s": b / med,
-                             "tokens_per_s": b * args.new_tokens / med})
-            print(f"ours        batch {b:5d}: {b / med:9.1f} completions/s "
-                  f"({b * args.new_tokens / med:,.0f} tokens/s)", file=sys.stderr)
-        b = args.baseline_rows
-        v = torch.randn(b, VECTOR_LEN, cfg.d_model, generator=gen).to(device)
-        t = timed(lambda: actadd_route(model, prompt, v, hook, args.new_tokens), device,
-                  args.rounds)
-        med = statistics.median(t)
-        rows_out.append({"method": "TransformerLens generate + ActAdd hook", "batch_rows": b,
-                         "seconds": t, "completions_per_s": b / med,
-                         "tokens_per_s": b * args.new_tokens / med})
-        print(f"TL generate batch {b:5d}: {b / med:9.1f} completions/s", file=sys.stderr)
+            rows_out.append(_row("TransformerLens generate + ActAdd hook", b, t,
+                                 args.new_tokens))
+    if args.hf_static is not None and args.model is None:
+        del model
+        for name in args.hf_static:
+            dtype = torch.bfloat16 if name == "bf16" else torch.float32
+            method = (f"Hugging Face generate, static cache, {name} "
+                      "(unsteered, no frequency penalty)")
+            for b in args.batch_rows:
+                try:
+                    t = hf_static_generate(cfg, vocab, device, b, args.new_tokens, args.rounds,
+                                           dtype)
+                except Exception as err:  # the yardstick failing must not lose our numbers
+                    print(f"{method}: failed: {err!r}", file=sys.stderr)
+                    rows_out.append({"method": method, "batch_rows": b, "error": repr(err)})
+                    continue
+                rows_out.append(_row(method, b, t, args.new_tokens))
     report = {
         "measured": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "arch": args.arch if args.model is None else f"trained {args.model}",
@@ -173,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads, "load_before": [round(x, 2) for x in load0],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__, "new_tokens": args.new_tokens, "prompt_len": PROMPT_LEN,
-        "vector_len": VECTOR_LEN, "params": sum(p.numel() for p in model.parameters()),
+        "vector_len": VECTOR_LEN, "params": n_params,
         "results": rows_out,
     }
     if args.out is not None:
@@ -189,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
               ("| method | completions per call | completions/s (median of "
               f"{args.rounds}) | tokens/s |"), "|---|---|---|---|"]
         md += [f"| {r['method']} | {r['batch_rows']} | {r['completions_per_s']:,.1f} | "
-               f"{r['tokens_per_s']:,.0f} |" for r in rows_out]
+               f"{r['tokens_per_s']:,.0f} |" if "error" not in r else
+               f"| {r['method']} | {r['batch_rows']} | failed: {r['error']} | |" for r in rows_out]
         args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
 
 
