@@ -83,6 +83,8 @@ class TracrConfig:
     mlp_exactness: int  # tracr's MLP approximation parameter (its default is 100)
     check_atol: float  # max |tracr - converted| allowed on logits and residuals
     sae: TracrSAEConfig
+    # Compile with causal attention (tracr's `causal=True`); the conversion keeps the mask.
+    causal: bool
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.programs if p not in PROGRAMS]
@@ -386,7 +388,7 @@ def compile_program(name: str, cfg: TracrConfig) -> Compiled:
 
     program = make_program(name, cfg)
     assembled = compiling.compile_rasp_to_model(
-        program, vocab=set(cfg.vocab), max_seq_len=cfg.max_seq_len,
+        program, vocab=set(cfg.vocab), max_seq_len=cfg.max_seq_len, causal=cfg.causal,
         compiler_bos=BOS, compiler_pad=PAD, mlp_exactness=cfg.mlp_exactness,
     )
     label_map = _label_to_name(program)
@@ -421,10 +423,18 @@ def _unembed_matrix(compiled: Compiled) -> np.ndarray:
 
 
 def convert_to_hooked_transformer(compiled: Compiled) -> tuple[Any, dict[str, Any], np.ndarray]:
-    """Build a HookedTransformer with the compiled weights; returns (model, tl_config, W_U)."""
+    """Build a HookedTransformer with the compiled weights; returns (model, tl_config, W_U).
+
+    Attention is causal exactly when tracr compiled the program causally (its model config's
+    `causal`); anything in the config this conversion does not reproduce is refused."""
     asm = compiled.assembled
     params = {k: {p: _np(v) for p, v in d.items()} for k, d in asm.params.items()}
     mc = asm.model_config
+    check(not mc.layer_norm, f"{compiled.name}: tracr model with layer norm is not supported")
+    import jax
+
+    check(mc.activation_function is jax.nn.relu,
+          f"{compiled.name}: tracr MLP activation {mc.activation_function!r} is not supported")
     d_model = len(compiled.residual_labels)
     w_u = _unembed_matrix(compiled)
     n_layers = mc.num_layers
@@ -437,7 +447,8 @@ def convert_to_hooked_transformer(compiled: Compiled) -> tuple[Any, dict[str, An
         d_mlp=None if mlp_zero else mc.mlp_hidden_size, d_vocab=params["token_embed"][
             "embeddings"].shape[0], d_vocab_out=w_u.shape[1],
         n_ctx=params["pos_embed"]["embeddings"].shape[0], act_fn="relu",
-        normalization_type=None, attn_only=mlp_zero, attention_dir="bidirectional",
+        normalization_type=None, attn_only=mlp_zero,
+        attention_dir="causal" if mc.causal else "bidirectional",
         positional_embedding_type="standard", default_prepend_bos=False,
         original_architecture="tracr", device="cpu", seed=0, model_name=f"tracr-{compiled.name}",
     )

@@ -51,7 +51,7 @@ SAE_KW = dict(
 )
 TRACR_KW = dict(
     programs=("frac_prevs",), vocab=(1, 2, 3), max_seq_len=4, frac_prevs_token=1,
-    mlp_exactness=100, check_atol=1e-4,
+    mlp_exactness=100, check_atol=1e-4, causal=False,
 )
 COMP_KW = dict(
     programs=("frac_prevs",), min_width=1, width_stride=1, n_restarts=1, init="orthogonal",
