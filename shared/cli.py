@@ -41,9 +41,17 @@ def load_and_setup(load: Callable[[str], T], profile: str, threads: int,
 
 
 def run(main: Callable[[], None]) -> None:
-    """Call `main()`; report ConfigError and missing files as `error: ...` without a traceback."""
+    """Call `main()`; report ConfigError, missing or unreadable input files and a diverged
+    training run as `error: ...` (exit 1), and a stop by SIGINT/SIGTERM (the checkpoint is saved) as one
+    `stopped: ...` line (exit 130), all without a traceback."""
+    from shared.io import BadInput
+    from shared.training import TrainingDiverged
+
     try:
         main()
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, BadInput, TrainingDiverged) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt as err:
+        print(f"stopped: {err or 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
