@@ -18,6 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+class BadInput(ValueError):
+    """An input file that exists but cannot be read as what it should be (one line)."""
+
+
 def _atomic_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -52,9 +56,15 @@ def load_metadata(path: Path) -> dict[str, str]:
     """The metadata written by `save_tensors` (empty when there is none)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        raw = handle.metadata() or {}
-    return json.loads(raw[_META_KEY]) if _META_KEY in raw else {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing input (run the rule that makes it first)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+        return json.loads(raw[_META_KEY]) if _META_KEY in raw else {}
+    except Exception as err:  # safetensors raises its own error types for a damaged header
+        raise BadInput(f"{path}: not a readable safetensors file ({_first_line(err)})") from err
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -62,7 +72,15 @@ def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, to
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing input (run the rule that makes it first)")
-    return load_file(str(path), device=str(device))
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as err:  # truncated or overwritten files: a one-line error, not a trace
+        raise BadInput(f"{path}: not a readable safetensors file ({_first_line(err)})") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
 def _jsonable(v: Any) -> Any:
@@ -99,4 +117,10 @@ def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing input (run the rule that makes it first)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise BadInput(f"{path}: not UTF-8 text (byte {err.start})") from err
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: "
+                       f"{err.msg})") from err

@@ -27,7 +27,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from shared.config import check
-from shared.io import load_tensors, read_json, save_tensors, write_json
+from shared.io import BadInput, load_tensors, read_json, save_tensors, write_json
 from shared.sae import SAE
 
 CFG_FILENAME = "cfg.json"
@@ -125,11 +125,22 @@ def load_sae_lens(
     for key in ("normalize_activations", "reshape_activations"):
         if cfg.get(key, "none") not in ("none", None, False):
             raise ValueError(f"{path}: {key}={cfg[key]!r} is not supported (needs 'none')")
+    missing = [k for k in ("d_in", "d_sae") if k not in cfg]
+    if missing:
+        raise BadInput(f"{path / CFG_FILENAME}: missing key {missing[0]!r}")
     weights = load_tensors(path / WEIGHTS_FILENAME)
     extra = sorted(set(weights) - {"W_enc", "W_dec", "b_enc", "b_dec"})
     if extra:
         raise ValueError(f"{path}: unexpected weights {extra} for a standard SAE")
-    sae = SAE(int(cfg["d_in"]), int(cfg["d_sae"]), 1,
+    d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,),
+                "b_dec": (d_in,)}
+    for name, shape in expected.items():
+        got = tuple(weights[name].shape) if name in weights else None
+        if got != shape:
+            raise BadInput(f"{path}: {WEIGHTS_FILENAME} has {name} of shape {got}, but cfg.json "
+                           f"(d_in {d_in}, d_sae {d_sae}) needs {shape}")
+    sae = SAE(d_in, d_sae, 1,
               pre_encoder_bias=bool(cfg.get("apply_b_dec_to_input", True)))
     with torch.no_grad():
         for name in ("W_enc", "W_dec", "b_enc", "b_dec"):

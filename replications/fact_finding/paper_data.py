@@ -100,8 +100,12 @@ def read_athletes(path: Path) -> tuple[Athlete, ...]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: athlete table not found")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as err:
+        raise PaperDataError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") \
+            from err
     if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
         raise PaperDataError(f"{path}: row 1: header must be {','.join(COLUMNS)}")
     athletes: list[Athlete] = []
@@ -139,6 +143,8 @@ def read_entities(path: Path) -> tuple[Entity, ...]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise PaperDataError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError as err:
+        raise PaperDataError(f"{path}: not UTF-8 text (byte {err.start})") from None
     if not isinstance(data, list) or not data:
         raise PaperDataError(f"{path}: top level must be a non-empty list of people")
     entities: list[Entity] = []
