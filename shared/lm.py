@@ -152,6 +152,9 @@ def build_model(
 class _Meter(nn.Module):
     """Running sum of the training loss since the last history row (checkpointed)."""
 
+    total: Tensor  # buffers, declared so type checkers know they are tensors
+    count: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("total", torch.zeros((), dtype=torch.float64))
@@ -332,7 +335,7 @@ def is_local_model(spec: str | Path) -> bool:
     return (Path(spec) / CONFIG_FILE).is_file()
 
 
-def _processing(processed: bool) -> dict[str, bool]:
+def _processing(processed: bool) -> dict[str, Any]:
     # TransformerLens's from_pretrained defaults; they leave log-probabilities unchanged.
     return {"fold_ln": processed, "center_writing_weights": processed,
             "center_unembed": processed, "fold_value_biases": processed}

@@ -135,7 +135,7 @@ def train_loop(
     raises KeyboardInterrupt); it is removed once the loop completes (the caller saves outputs).
     A hard kill loses at most `checkpoint_every` steps.
     """
-    start, history = 0, []
+    start, history = 0, list[dict[str, float]]()
     if checkpoint_path is not None:
         restored = load_checkpoint(checkpoint_path, state, fingerprint)
         if restored is not None:

@@ -167,10 +167,10 @@ class Edit:
 
 Job = tuple[Edit, ...]
 Capture = Callable[[Tensor], Tensor]  # activation of a chunk -> what to keep of it
-ReadoutFn = Callable[[Float[Tensor, "b seq d"], Int[Tensor, "b"]], dict[str, Tensor]]
+ReadoutFn = Callable[[Float[Tensor, "b seq d"], Int[Tensor, " b"]], dict[str, Tensor]]
 
 
-def _edit_hook(entries: list[tuple[int, int, Edit]], pidx: Int[Tensor, "b"]):  # noqa: ANN202
+def _edit_hook(entries: list[tuple[int, int, Edit]], pidx: Int[Tensor, " b"]):  # noqa: ANN202
     def fn(act: Tensor, hook) -> Tensor:  # noqa: ANN001
         act = act.clone()
         for a, b, e in entries:
@@ -237,7 +237,7 @@ def final_logits(model, resid_final: Float[Tensor, "b d"]) -> Float[Tensor, "b v
     return model.unembed(model.ln_final(resid_final[:, None, :]))[:, 0].float()
 
 
-def logit_diff(answer_logits: Float[Tensor, "b a"], labels: Int[Tensor, "b"]) -> Float[Tensor, "b"]:
+def logit_diff(answer_logits: Float[Tensor, "b a"], labels: Int[Tensor, " b"]) -> Float[Tensor, " b"]:
     """Correct answer's logit minus the mean of the other answers' logits."""
     a = answer_logits.float()
     correct = a.gather(1, labels[:, None])[:, 0]
@@ -258,7 +258,7 @@ class CleanRun:
     mlp: Float[Tensor, "n layer slot d"]  # MLP output
     z_final: Float[Tensor, "n layer head d_head"]  # head values-mix at the final position
     pattern_surname: Float[Tensor, "n layer head"]  # attention final -> surname
-    final_scale: Float[Tensor, "n"]  # final LayerNorm scale at the final position
+    final_scale: Float[Tensor, " n"]  # final LayerNorm scale at the final position
     logits: Float[Tensor, "n vocab"]  # next-token logits at the final position
 
 
@@ -300,7 +300,7 @@ def clean_run(model, prompts: FactPrompts, batch_size: int) -> CleanRun:  # noqa
 # 1. Activation patching.
 
 
-def corrupting_partners(prompts: FactPrompts, seed: int) -> Int[Tensor, "n"]:
+def corrupting_partners(prompts: FactPrompts, seed: int) -> Int[Tensor, " n"]:
     """For each prompt, another prompt with a different answer and, where there is one, a
     different first name and surname (a random choice among those)."""
     lab = prompts.labels
@@ -406,7 +406,7 @@ def activation_patching(
 
 
 @torch.no_grad()
-def answer_directions(model, answer_ids: Int[Tensor, "a"]) -> Float[Tensor, "d a"]:  # noqa: ANN001
+def answer_directions(model, answer_ids: Int[Tensor, " a"]) -> Float[Tensor, "d a"]:  # noqa: ANN001
     """Unembedding directions of the answers, centred over the answers and over d_model (the
     final LayerNorm removes the mean over d_model)."""
     U = model.W_U[:, answer_ids.to(model.W_U.device)].float()
@@ -457,7 +457,7 @@ def head_rank(dla: Float[Tensor, "layer head"], head: tuple[int, int]) -> int:
 
 
 @torch.no_grad()
-def ov_directions(model, head: tuple[int, int], answer_ids: Int[Tensor, "a"]) -> Float[Tensor, "d a"]:  # noqa: ANN001,E501
+def ov_directions(model, head: tuple[int, int], answer_ids: Int[Tensor, " a"]) -> Float[Tensor, "d a"]:  # noqa: ANN001,E501
     """The residual directions that `head`'s OV circuit maps onto the centred answer logits."""
     layer, h = head
     W_OV = model.W_V[layer, h].float() @ model.W_O[layer, h].float()
@@ -474,7 +474,7 @@ class Readout:
 
 
 def attribute_readout(model, settings: CircuitSettings, head: tuple[int, int],  # noqa: ANN001
-                      answer_ids: Int[Tensor, "a"]) -> Readout:
+                      answer_ids: Int[Tensor, " a"]) -> Readout:
     """Surname: the attribute head's OV circuit onto the answers (through its LayerNorm).
     Final token: the unembedding itself (through the final LayerNorm)."""
     dtype = next(model.parameters()).dtype
@@ -562,7 +562,7 @@ def effective_model(
 
 @dataclasses.dataclass(frozen=True)
 class ProbeResults:
-    accuracy: dict[str, Float[Tensor, "split"]]  # feature set -> validation accuracy per split
+    accuracy: dict[str, Float[Tensor, " split"]]  # feature set -> validation accuracy per split
 
 
 @torch.no_grad()
@@ -583,7 +583,7 @@ def probe_features(
 
 
 def run_probes(
-    feats: Mapping[str, Tensor], labels: Int[Tensor, "n"], n_classes: int,
+    feats: Mapping[str, Tensor], labels: Int[Tensor, " n"], n_classes: int,
     settings: CircuitSettings,
 ) -> ProbeResults:
     perms = probes.splits(len(labels), settings.probe_splits, settings.probe_train_fraction,

@@ -22,8 +22,8 @@ import dataclasses
 import math
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch

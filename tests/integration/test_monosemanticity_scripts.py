@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,13 @@ def _common(stand_in) -> list[str]:
             str(stand_in["tokens"]), "--threads", "1"]
 
 
-def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
+def _resample_events(stderr: str) -> list[tuple[int, int]]:
+    """(step, features resampled) of each resampling the training loop reported."""
+    return [(int(step), int(n)) for step, n in
+            re.findall(r"step (\d+): resampled (\d+) features", stderr)]
+
+
+def test_smoke_scripts_on_a_tiny_stand_in(stand_in, capsys):
     from replications.monosemanticity.scripts import (
         analyse,
         make_figures,
@@ -83,12 +90,20 @@ def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
     )
 
     root = stand_in["root"]
+    events: dict[str, list[tuple[int, int]]] = {}
     for run in ("main", "seed2"):
+        capsys.readouterr()
         train_sae.main(_common(stand_in) + ["--run", run, "--out-dir", str(root / run),
                                             "--checkpoint-dir", str(root / "ckpt")])
+        events[run] = _resample_events(capsys.readouterr().err)
     train_orthogonal.main(_common(stand_in) + ["--from", str(root / "main"), "--out-dir",
                                                str(root / "orth"), "--checkpoint-dir",
                                                str(root / "ckpt")])
+    events["orth"] = _resample_events(capsys.readouterr().err)
+    sae = SMOKE.sae
+    resample_steps = [s for s in range(sae.resample_every, sae.n_steps, sae.resample_every)
+                      if s <= sae.resample_stop]
+    assert resample_steps  # the smoke profile resamples at least once
     for run in ("main", "seed2", "orth"):
         for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
                      runs.FREQUENCY_FILE, "history.json", "eval.json"):
@@ -98,7 +113,12 @@ def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
         assert metrics["n_eval_tokens"] == SMOKE.model.eval_rows * SMOKE.model.seq_len
         hist = read_json(root / run / "history.json")["history"]
         assert any("eval/loss_recovered" in r for r in hist)
-        assert sum(r.get("resampled", 0) for r in hist) >= 0
+        # Logged rows carry the features resampled since the previous row: every resampling
+        # the loop reported (only at resampling steps, only when some feature was dead) is
+        # counted exactly once.
+        assert any("resampled" in r for r in hist)
+        assert sum(r.get("resampled", 0) for r in hist) == sum(n for _, n in events[run])
+        assert all(step in resample_steps and 0 < n <= sae.d_sae for step, n in events[run])
     assert not list((root / "ckpt").glob("*.safetensors"))  # removed once runs complete
     # The second seed is another SAE; the orthogonal retrain honours its constraint.
     w1 = (root / "main" / "sae_weights.safetensors").read_bytes()

@@ -13,6 +13,8 @@ from replications.fact_finding import neurons as N
 from replications.fact_finding.facts import FactPrompts
 from shared.config import ConfigError
 
+pytestmark = pytest.mark.unit
+
 
 def brute_excess(grid, a, b):
     n_f, n_s = grid.shape[:2]
