@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 from shared.config import PROFILES, ConfigError
 
@@ -33,8 +33,7 @@ def load_and_setup(load: Callable[[str], T], profile: str, threads: int,
     try:
         cfg = load(profile)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(err)
     set_threads(threads)
     seed_everything(seed(cfg) if callable(seed) else seed)
     return cfg
@@ -45,5 +44,11 @@ def run(main: Callable[[], None]) -> None:
     try:
         main()
     except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(err)
+
+
+def fail(err: BaseException | str, label: str = "error") -> NoReturn:
+    """The one way a script or the Snakefile stops on a user error: one line
+    `<label>: <message>` on stderr (no traceback), exit status 1."""
+    print(f"{label}: {err}", file=sys.stderr)
+    raise SystemExit(1)

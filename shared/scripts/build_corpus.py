@@ -1,7 +1,7 @@
 """Assemble the local prose + code corpus (DAG rule): train.txt, val.txt, manifest.json.
 
-    python -m shared.scripts.build_corpus --out-dir DIR (--writeup W --profile P [--key corpus]
-        | --config-json FILE) [--extra-docs FILE.jsonl ...]
+    python -m shared.scripts.build_corpus --out-dir DIR (--config JSON | --config-json FILE)
+        [--extra-docs FILE.jsonl ...]
 
 Extra documents (JSON lines with "source", "name", "text") are write-up material such as
 synthetic fact sentences; they go to the training split.
@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.corpus import CorpusConfig, CorpusSourceError, Document, build_corpus
-from shared.scripts.common import add_config_args, fail, resolve_config
+from shared.scripts.common import add_config_args, resolve_config
 
 
 def read_extra(paths: list[Path]) -> list[Document]:

@@ -1,7 +1,7 @@
 """Train the byte-level BPE tokenizer on a corpus and tokenize it into rows (DAG rule).
 
     python -m shared.scripts.train_tokenizer --corpus-dir DIR --out-dir DIR
-        (--writeup W --profile P [--key tokenizer] | --config-json FILE)
+        (--config JSON | --config-json FILE)
 
 Reads DIR/train.txt and DIR/val.txt (from build_corpus); writes tokenizer.json (+ Hugging Face
 wrapper files), tokens.safetensors and manifest.json into --out-dir.
@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
-from shared.scripts.common import add_config_args, fail, resolve_config
+from shared.scripts.common import add_config_args, resolve_config
 from shared.tokenizer import TokenizerConfig, describe, train_and_tokenize
 
 

@@ -20,7 +20,7 @@ import torch
 
 from replications.local_processing import config as C
 from replications.local_processing import experiment
-from shared import lm
+from shared import lm, pipeline
 from shared.io import save_tensors
 
 pytestmark = pytest.mark.integration
@@ -152,7 +152,7 @@ def test_scripts_on_a_tiny_stand_in(tmp_path):
     make_figures.main(common + ["--harvest", str(out), "--analysis",
                                 str(tmp_path / "analysis.json"), "--figure-dir",
                                 str(tmp_path / "fig")])
-    from replications.local_processing.pipeline import FIGURES
+    FIGURES = pipeline.figures("local_processing")
 
     for name in FIGURES:
         assert (tmp_path / "fig" / f"{name}.png").is_file()

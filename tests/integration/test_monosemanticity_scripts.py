@@ -25,10 +25,11 @@ import yaml
 
 from replications.monosemanticity import config as mono_config
 from replications.monosemanticity import runs
-from replications.monosemanticity.pipeline import FIGURES
-from shared import lm
+from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
+
+FIGURES = pipeline.figures("monosemanticity")
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ import torch
 from replications.steering import sae_run
 from replications.steering.config import load
 from replications.steering.docs import generate_documents
+from shared import pipeline
 from shared.corpus import CorpusConfig, Document, Source, assemble, write_corpus
 from shared.io import read_json
 from shared.lm import build_model, save_model
@@ -101,7 +102,7 @@ def test_scripts_end_to_end_on_a_tiny_model(stand_in):
                                    str(root / "rollouts.json"), "--frontiers",
                                    str(root / "frontiers.json"), "--sweep",
                                    str(root / "sweep.json"), "--figure-dir", str(root / "fig")])
-    from replications.steering.pipeline import FIGURES
+    FIGURES = pipeline.figures("steering")
 
     for name in FIGURES:
         assert (root / "fig" / f"{name}.png").stat().st_size > 2000

@@ -19,12 +19,11 @@ from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_plots as P
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 from shared.lm import load_model
-from shared.scripts.common import fail
 
 FIGURES = ("patching", "heads", "effective", "probes", "paths")
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from replications.fact_finding import neuron_plots, neurons
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 from shared.lm import load_model
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

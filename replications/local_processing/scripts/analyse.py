@@ -12,9 +12,8 @@ from pathlib import Path
 
 from replications.local_processing.analysis import Harvest, summarise
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser
+from shared.cli import fail, run, script_parser
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

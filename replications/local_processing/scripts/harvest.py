@@ -20,10 +20,9 @@ import torch
 
 from replications.local_processing import experiment, prompts
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser
+from shared.cli import fail, run, script_parser
 from shared.config import ConfigError
 from shared.lm import describe_model, load_model
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

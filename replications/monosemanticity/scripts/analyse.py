@@ -22,11 +22,10 @@ import torch
 from replications.monosemanticity import analysis as A
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import load_tensors, read_json, save_tensors, write_json
 from shared.sae_io import load_sae_lens
-from shared.scripts.common import fail
 
 
 def load_sae(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:

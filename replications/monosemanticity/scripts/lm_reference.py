@@ -17,11 +17,10 @@ import torch
 
 from replications.monosemanticity import plots, runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 @torch.no_grad()

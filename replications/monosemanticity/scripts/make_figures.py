@@ -20,14 +20,16 @@ import torch
 from replications.monosemanticity import analysis as A
 from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
-from replications.monosemanticity.pipeline import FIGURES
 from replications.monosemanticity.scripts._common import parser, setup
+from shared import pipeline
 from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import load_tensors, read_json
 from shared.sae import SAEConfig
 from shared.sae_io import load_sae_lens
+
+FIGURES = pipeline.figures("monosemanticity")  # from the manifest, writeup.yaml
 
 
 def load(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:

@@ -21,10 +21,9 @@ import torch
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import save_tensors
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,11 +20,10 @@ from pathlib import Path
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

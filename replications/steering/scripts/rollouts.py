@@ -22,10 +22,9 @@ from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate, seed_uniforms
 from replications.steering.scripts._common import load_lm, parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import load_tensors, read_json, write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from replications.steering.evaluation import spliced_loss
 from replications.steering.scripts._common import load_lm, load_rows, parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import load_tensors, read_json, write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:

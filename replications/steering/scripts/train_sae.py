@@ -19,10 +19,9 @@ from pathlib import Path
 from replications.steering import sae_run
 from replications.steering.scripts._common import load_lm, load_rows, parser, setup
 from shared.activations import model_device
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import ConfigError
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
