@@ -4,7 +4,7 @@
         --tokens DIR/tokens.safetensors --out-dir DIR --checkpoint-dir DIR --figure PNG
         [--tokenizer-dir DIR] [--threads N] [--device auto|cpu|cuda]
 
-The section is a `shared.lm.StandInConfig` ({"model": LMConfig, "train": LMTrainConfig}).
+The section is a `shared.lm_train.StandInConfig` ({"model": LMConfig, "train": LMTrainConfig}).
 Writes --out-dir/model.safetensors, lm_config.json, history.json (+ the tokenizer files, so
 `shared.lm.load_model(out_dir)` gives a model with its tokenizer) and the loss curve as
 PNG + PDF. The checkpoint lives in --checkpoint-dir (outside the rule's outputs, so a killed
@@ -21,14 +21,8 @@ from pathlib import Path
 from shared.cli import fail, run
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
-from shared.lm import (
-    StandInConfig,
-    describe_model,
-    plot_loss_curve,
-    save_model,
-    train_lm,
-    write_history,
-)
+from shared.lm import describe_model, save_model
+from shared.lm_train import StandInConfig, plot_loss_curve, train_lm, write_history
 from shared.runtime import pick_device, seed_everything, set_threads
 from shared.scripts.common import add_config_args, resolve_config
 from shared.tokenizer import load_rows

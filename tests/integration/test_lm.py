@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared import lm
-from shared.lm import LMConfig, LMTrainConfig, StandInConfig
+from shared import lm, lm_train, token_data
+from shared.lm import LMConfig
+from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
 
@@ -64,7 +65,7 @@ def train_cfg(**kw) -> LMTrainConfig:
 def test_tiny_model_learns():
     torch.set_num_threads(1)
     cfg = StandInConfig(model_cfg(), train_cfg())
-    _, hist, tps = lm.train_lm(cfg, TRAIN, VAL, V, None, "markov")
+    _, hist, tps = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
     assert hist[0]["val_loss"] > 3.5  # about ln(64) at initialisation
     assert hist[-1]["val_loss"] < 1.5 and hist[-1]["loss"] < 1.5
     assert [h["step"] for h in hist if "val_loss" in h] == [0, 40, 80, 119]
@@ -76,22 +77,22 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
     cfg = StandInConfig(model_cfg(positional_embedding_type="rotary", rotary_dim=4,
                                   parallel_attn_mlp=True),
                         train_cfg(n_steps=60, checkpoint_every=20))
-    ref_model, ref_hist, _ = lm.train_lm(cfg, TRAIN, VAL, V, None, "markov")
+    ref_model, ref_hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
 
     ckpt = tmp_path / "ckpt.safetensors"
-    real_step = lm.LMTrainer.step
+    real_step = lm_train.LMTrainer.step
 
     def crashing(self, step):
         if step == 47:
             raise RuntimeError("simulated crash")
         return real_step(self, step)
 
-    monkeypatch.setattr(lm.LMTrainer, "step", crashing)
+    monkeypatch.setattr(lm_train.LMTrainer, "step", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        lm.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
+        lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert ckpt.is_file()  # written at step 40
-    monkeypatch.setattr(lm.LMTrainer, "step", real_step)
-    model, hist, _ = lm.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
+    monkeypatch.setattr(lm_train.LMTrainer, "step", real_step)
+    model, hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert hist == ref_hist
     ref_state, state = ref_model.state_dict(), model.state_dict()
     assert all(torch.equal(ref_state[k], state[k]) for k in ref_state)
@@ -100,11 +101,11 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
 
 def test_batches_are_a_function_of_seed_and_step():
     cfg = StandInConfig(model_cfg(), train_cfg())
-    a = lm.LMTrainer(cfg, TRAIN, VAL, V)
-    b = lm.LMTrainer(cfg, TRAIN, VAL, V)
+    a = lm_train.LMTrainer(cfg, TRAIN, VAL, V)
+    b = lm_train.LMTrainer(cfg, TRAIN, VAL, V)
     assert torch.equal(a.batch(7), b.batch(7)) and not torch.equal(a.batch(7), a.batch(8))
-    assert lm.lr_at(cfg.train, 0) < lm.lr_at(cfg.train, 9) == pytest.approx(3e-3)
-    assert lm.lr_at(cfg.train, 119) == pytest.approx(3e-4)
+    assert lm_train.lr_at(cfg.train, 0) < lm_train.lr_at(cfg.train, 9) == pytest.approx(3e-3)
+    assert lm_train.lr_at(cfg.train, 119) == pytest.approx(3e-4)
 
 
 def _tiny_tokenizer():
@@ -312,22 +313,22 @@ def test_load_token_dataset_tokens_and_text(tmp_path):
 
     rows = [[0] + list(range(i, i + 15)) for i in range(10)]
     datasets.Dataset.from_dict({"tokens": rows}).save_to_disk(str(tmp_path / "tok_ds"))
-    got = lm.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=6, seq_len=8)
+    got = token_data.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=6, seq_len=8)
     assert got.dtype == torch.int32 and torch.equal(got, torch.tensor(rows)[:6, :8].int())
     with pytest.raises(ValueError, match="rows"):
-        lm.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=11, seq_len=8)
+        token_data.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=11, seq_len=8)
 
     texts = [f"the bride said {i} words" for i in range(600)]
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": texts})}).save_to_disk(
         str(tmp_path / "text_ds"))
     tok = hf_tokenizer(_tiny_tokenizer())
-    got = lm.load_token_dataset(str(tmp_path / "text_ds"), n_rows=20, seq_len=16, tokenizer=tok)
+    got = token_data.load_token_dataset(str(tmp_path / "text_ds"), n_rows=20, seq_len=16, tokenizer=tok)
     assert got.shape == (20, 16) and (got[:, 0] == tok.bos_token_id).all()
     stream = [t for s in texts for t in tok(s, add_special_tokens=False)["input_ids"]
               + [tok.eos_token_id]]
     assert got[:, 1:].reshape(-1).tolist() == stream[: 20 * 15]
     with pytest.raises(ValueError, match="tokenizer"):
-        lm.load_token_dataset(str(tmp_path / "text_ds"), n_rows=2, seq_len=16)
-    batches = list(lm.iter_token_rows(str(tmp_path / "text_ds"), 16, 7, tok))
+        token_data.load_token_dataset(str(tmp_path / "text_ds"), n_rows=2, seq_len=16)
+    batches = list(token_data.iter_token_rows(str(tmp_path / "text_ds"), 16, 7, tok))
     assert all(b.shape == (7, 16) for b in batches[:-1]) and 0 < batches[-1].shape[0] <= 7
     assert torch.equal(torch.cat(batches)[:20], got)

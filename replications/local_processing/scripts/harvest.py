@@ -40,13 +40,11 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError("--tokens is needed with data.source stand_in and only then "
                               f"(profile {args.profile}: {cfg.data.source})")
         rows = prompts.stand_in_prompts(args.tokens, cfg.data) if stand_in else None
-        model = load_model(args.model, cfg.harvest.device, processed=True)
+        model = load_model(args.model, cfg.harvest.device, processed=True, frozen=True)
         if rows is None:
             rows = prompts.paper_prompts(cfg.data, model.tokenizer)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         fail(err)
-    for param in model.parameters():
-        param.requires_grad_(False)
     if cfg.harvest.precision == "bf16":
         model = model.to(torch.bfloat16)
     print(f"[harvest] {args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "

@@ -36,12 +36,7 @@ def load_lm(spec: str | Path, device: str) -> Any:
     """The LM with TransformerLens's usual weight processing (as ActAdd's `from_pretrained`)."""
     from shared.lm import load_model
 
-    model = load_model(spec, device, processed=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    if model.tokenizer is None:
-        raise ValueError(f"{spec}: the model has no tokenizer (needed for the prompts)")
-    return model
+    return load_model(spec, device, processed=True, frozen=True, need_tokenizer=True)
 
 
 @dataclasses.dataclass(frozen=True)

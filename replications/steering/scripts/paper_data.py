@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformer_lens.loading_from_pretrained import get_official_model_name
     from transformers import AutoTokenizer
 
-    from shared.lm import load_token_dataset
+    from shared.token_data import load_token_dataset
 
     d = cfg.data
     tok = AutoTokenizer.from_pretrained(get_official_model_name(cfg.model.name))
