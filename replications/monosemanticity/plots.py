@@ -20,12 +20,9 @@ from torch import Tensor
 from replications.monosemanticity.analysis import (
     CLASS_NAMES,
     DENSE,
-    LOGIT_NOTE,
     ONE_SPARSE,
     TEN_SPARSE,
     WRITEUP,
-    CaseStudy,
-    DecodeFn,
     FrequencySummary,
     KurtosisComparison,
     NeuronSparsity,
@@ -33,6 +30,7 @@ from replications.monosemanticity.analysis import (
     OrthogonalRetrain,
     UltraLowCluster,
 )
+from replications.monosemanticity.case_studies import LOGIT_NOTE, CaseStudy, DecodeFn
 from shared.figures import PALETTE, apply_style
 
 NORMAL_C, ULTRA_C, DEAD_C, GAUSS_C = PALETTE[0], PALETTE[1], "#999999", PALETTE[0]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import plots as P
 from shared.sae import SAE
 
@@ -22,7 +23,7 @@ SETTINGS = A.AnalysisSettings(
 )
 # Wide enough that Gaussian rows count as dense (top-10 neurons hold < 35% of the norm).
 D_MLP, D_MODEL = 256, 64
-CASE = A.CaseStudySettings(
+CASE = C.CaseStudySettings(
     n_features=3, min_activations=2, n_contexts=4, window_before=5, window_after=2,
     n_logit_tokens=4, batch_size=7, exclude_first_position=True,
 )
@@ -219,7 +220,7 @@ def test_streaming_topk_equals_brute_force():
     g = torch.Generator().manual_seed(0)
     acts = torch.relu(torch.randn(23, 9, 5, generator=g))
     acts[:, 0] += 10  # position 0 (BOS) would win everything if not excluded
-    topk = A.StreamingTopK(5, 6)
+    topk = C.StreamingTopK(5, 6)
     for start in range(0, 23, 4):
         topk.update(acts[start:start + 4], start, exclude_first_position=True)
     res = topk.result()
@@ -228,7 +229,7 @@ def test_streaming_topk_equals_brute_force():
     assert torch.equal(res.values, want.values)
     assert torch.equal(res.seq, want.indices)
     assert torch.equal(res.pos, where.T.gather(1, want.indices) + 1)
-    few = A.StreamingTopK(5, 6)
+    few = C.StreamingTopK(5, 6)
     few.update(acts[:2], 0, exclude_first_position=False)
     assert torch.isinf(few.result().values[:, 2:]).all() and (few.result().seq[:, 2:] == -1).all()
 
@@ -249,10 +250,10 @@ def test_case_studies_on_a_tiny_model(tiny_model, planted):
     acts_fn = A.hooked_acts_fn(tiny_model, "blocks.0.mlp.hook_post")
     weights = dataclasses.replace(planted.weights, b_dec=0.1 * torch.randn(D_MLP))
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    feats = A.select_case_features(fr, CASE)
+    feats = C.select_case_features(fr, CASE)
     assert feats.tolist() == (planted.role < 3).nonzero().flatten()[:3].tolist()
     W_out, W_U = tiny_model.blocks[0].mlp.W_out.detach(), tiny_model.W_U.detach()
-    cases = A.case_studies(weights, fr, feats, tokens, acts_fn, W_out, W_U,
+    cases = C.case_studies(weights, fr, feats, tokens, acts_fn, W_out, W_U,
                            tiny_model.ln_final.w.detach(), CASE, SETTINGS)
     full = A.feature_encoder(weights, feats)(acts_fn(tokens))  # [seq, pos, feat] brute force
     for i, case in enumerate(cases):
@@ -271,10 +272,10 @@ def test_case_studies_on_a_tiny_model(tiny_model, planted):
 
 def test_context_windows_pad_outside_the_sequence():
     tokens = torch.arange(20).reshape(2, 10)
-    topk = A.TopK(values=torch.tensor([[2.0, 1.0]]), seq=torch.tensor([[1, 0]]),
+    topk = C.TopK(values=torch.tensor([[2.0, 1.0]]), seq=torch.tensor([[1, 0]]),
                   pos=torch.tensor([[1, 9]]))
     acts_fn = lambda t: t.float()[..., None]  # noqa: E731 - activation = token id
-    ctx = A.context_windows(tokens, topk, acts_fn, lambda x: x, CASE)
+    ctx = C.context_windows(tokens, topk, acts_fn, lambda x: x, CASE)
     assert ctx.tokens[0, 0].tolist() == [-1, -1, -1, -1, 10, 11, 12, 13]
     assert ctx.tokens[0, 1].tolist() == [4, 5, 6, 7, 8, 9, -1, -1]
     assert ctx.acts[0, 1, ctx.centre] == 9.0
@@ -284,7 +285,7 @@ def test_logit_effects_find_the_planted_token():
     W_U = torch.eye(6)
     W_out = torch.zeros(4, 6)
     W_out[2, 5], W_out[2, 1] = 1.0, -1.0  # neuron 2 writes token 5 up, token 1 down
-    eff = A.logit_effects(torch.eye(4)[[2]], W_out, W_U, None)
+    eff = C.logit_effects(torch.eye(4)[[2]], W_out, W_U, None)
     assert int(eff.argmax()) == 5 and int(eff.argmin()) == 1
     assert abs(float(eff.sum())) < 1e-9
 
@@ -336,7 +337,7 @@ def test_plots_render(planted, W_out):
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
     res = A.analyse_sae(planted.weights, fr, W_out, SETTINGS)
     orth = A.orthogonal_retrain_analysis(res.cluster.mean_direction, planted.weights, fr, SETTINGS)
-    case = A.CaseStudy(
+    case = C.CaseStudy(
         feature=3, frequency=1e-3, label="dense", context_tokens=torch.tensor([[1, 2, -1]]),
         context_acts=torch.tensor([[0.5, 1.0, 0.0]]), max_acts=torch.tensor([1.0]), centre=1,
         top_token_ids=torch.tensor([1, 2]), top_token_effects=torch.tensor([1.0, 0.5]),

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -34,7 +35,7 @@ def load_sae(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.Frequency
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
-def case_payload(cases: list[A.CaseStudy], decode) -> tuple[dict, dict]:
+def case_payload(cases: list[C.CaseStudy], decode) -> tuple[dict, dict]:
     """Case studies as tensors and JSON (decoded token strings, for the figure and readers)."""
     tensors, meta = {}, []
     for i, c in enumerate(cases):
@@ -47,7 +48,7 @@ def case_payload(cases: list[A.CaseStudy], decode) -> tuple[dict, dict]:
                      "centre": c.centre, "vocab": {str(t): decode(t) for t in sorted(ids)},
                      "top_tokens": [decode(int(t)) for t in c.top_token_ids],
                      "bottom_tokens": [decode(int(t)) for t in c.bottom_token_ids]})
-    return tensors, {"cases": meta, "logit_note": A.LOGIT_NOTE}
+    return tensors, {"cases": meta, "logit_note": C.LOGIT_NOTE}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     acts_fn = A.hooked_acts_fn(model, cfg.model.hook_name)
     cofire, cofire_seq, cofire_pos = A.max_cluster_cofiring(
         tokens.eval, acts_fn, weights, freq.ultra_low, cfg.case_studies.batch_size)
-    features = A.select_case_features(freq, cfg.case_studies)
-    cases = A.case_studies(weights, freq, features, tokens.eval, acts_fn, W_out, W_U, ln_w,
+    features = C.select_case_features(freq, cfg.case_studies)
+    cases = C.case_studies(weights, freq, features, tokens.eval, acts_fn, W_out, W_U, ln_w,
                            cfg.case_studies, settings) if len(features) else []
 
     metrics = A.summary_metrics(main_an, seed_cos, orth, cofire)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
@@ -38,13 +39,13 @@ def load(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySumm
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
-def load_cases(analysis_dir: Path) -> tuple[list[A.CaseStudy], dict[int, str]]:
+def load_cases(analysis_dir: Path) -> tuple[list[C.CaseStudy], dict[int, str]]:
     meta = read_json(analysis_dir / "case_studies.json")
     tensors = load_tensors(analysis_dir / "case_studies.safetensors")
     cases, vocab = [], {}
     for i, c in enumerate(meta["cases"]):
         vocab |= {int(k): v for k, v in c["vocab"].items()}
-        cases.append(A.CaseStudy(
+        cases.append(C.CaseStudy(
             feature=c["feature"], frequency=c["frequency"], label=c["label"], centre=c["centre"],
             **{name: tensors[f"{i}.{name}"] for name in (
                 "context_tokens", "context_acts", "max_acts", "top_token_ids",
