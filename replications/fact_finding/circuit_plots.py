@@ -15,9 +15,9 @@ from replications.fact_finding.circuit import (
     COMPONENTS,
     PATH_METRICS,
     WRITEUP,
-    CircuitResults,
     CircuitSettings,
 )
+from replications.fact_finding.circuit_results import CircuitResults
 from shared.figures import PALETTE, Provenance, apply_style, plt, save_figure
 
 WHERE = {"surname": "surname", "final": "final token"}

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from replications.fact_finding.neurons import EntityEffects, LookupResult
+from replications.fact_finding.neuron_facts import EntityEffects
+from replications.fact_finding.neuron_lookup import LookupResult
 from shared.figures import PALETTE, Provenance, apply_style, plt, save_figure
 
 

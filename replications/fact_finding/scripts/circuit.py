@@ -17,6 +17,7 @@ from pathlib import Path
 
 from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_plots as P
+from replications.fact_finding import circuit_results as CR
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -41,21 +42,20 @@ def main(argv: list[str] | None = None) -> None:
     facts = load_facts(args.facts)
     if settings.relation not in facts["known"]:
         fail(ValueError(f"{args.facts}: no known facts for relation '{settings.relation}'"))
-    model = load_model(args.model, device=cfg.model.device)
-    model.requires_grad_(False)
+    model = load_model(args.model, device=cfg.model.device, frozen=True)
     if settings.dtype != "float32":
         model.to(settings.torch_dtype)
     try:
         settings.check_model(model.cfg.n_layers, model.cfg.n_heads)
         prompts = known_prompts(facts, settings.relation, model.tokenizer,
                                 model.tokenizer.bos_token_id)
-        res = C.analyse(model, prompts, settings, cfg.model.batch_size)
+        res = CR.analyse(model, prompts, settings, cfg.model.batch_size)
     except (ConfigError, ValueError) as err:
         fail(err)
-    metrics = C.summary_metrics(res, settings)
-    labels = C.position_labels(prompts, model.tokenizer, res.patching.positions)
+    metrics = CR.summary_metrics(res, settings)
+    labels = CR.position_labels(prompts, model.tokenizer, res.patching.positions)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    save_tensors(args.out_dir / "circuit.safetensors", C.result_tensors(res))
+    save_tensors(args.out_dir / "circuit.safetensors", CR.result_tensors(res))
     write_json(args.out_dir / "circuit.json", {
         "positions": list(res.patching.positions), "position_labels": labels,
         "components": list(C.COMPONENTS), "head": list(res.head),

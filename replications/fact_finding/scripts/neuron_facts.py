@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_plots, neurons
+from replications.fact_finding import neuron_facts, neuron_plots, neurons
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
     except (ConfigError, ValueError, KeyError) as err:
         fail(err)
-    effects, metrics = neurons.run_entity(model, facts, known, cfg.neurons,
+    effects, metrics = neuron_facts.run_entity(model, facts, known, cfg.neurons,
                                           cfg.circuit.lookup_mlps, cfg.model.batch_size,
                                           cfg.circuit.read_position)
     args.out_dir.mkdir(parents=True, exist_ok=True)

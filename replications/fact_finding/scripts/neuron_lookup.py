@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_plots, neurons
+from replications.fact_finding import neuron_lookup, neuron_plots, neurons
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         neurons.check_inputs(model, facts, cfg.neurons)
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
         circ = neurons.lookup_circuit(model, known, cfg.circuit, cfg.model.batch_size)
-        result, metrics = neurons.run_lookup(model, facts, known, cfg.neurons, circ,
+        result, metrics = neuron_lookup.run_lookup(model, facts, known, cfg.neurons, circ,
                                              cfg.model.batch_size)
     except (ConfigError, ValueError, KeyError) as err:
         fail(err)
