@@ -59,8 +59,8 @@ COMPONENT_LABELS: Mapping[str, str] = {
     "mlp_out": "MLP output",
 }
 # The write-up's numbers (Pythia 2.8B), shown beside ours in figures.
-WRITEUP: Mapping[str, float] = {"effective_head_accuracy": 0.86, "summed_tokens_probe": 0.50}
-WRITEUP_HEAD: tuple[int, int] = (16, 20)
+PUBLISHED: Mapping[str, float] = {"effective_head_accuracy": 0.86, "summed_tokens_probe": 0.50}
+PUBLISHED_HEAD: tuple[int, int] = (16, 20)
 SLOTS: tuple[str, ...] = ("first", "surname", "final")  # positions CleanRun keeps
 PATH_METRICS: tuple[str, ...] = ("head_probe_accuracy", "logistic_probe_accuracy",
                                  "sport_accuracy", "vocab_accuracy", "loss", "kl")

@@ -39,7 +39,7 @@ from shared.config import check
 from shared.sae import SAE
 
 # The write-up's published values, shown beside ours in figure titles.
-WRITEUP: Mapping[str, float] = {
+PUBLISHED: Mapping[str, float] = {
     "ultra_low_fraction": 0.60,
     "dead_fraction": 0.0,
     "ultra_low_cos_gt_095_share": 0.975,

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from replications.fact_finding import circuit as C
-from replications.fact_finding import circuit_plots as P
 from replications.fact_finding import circuit_results as CR
+from replications.fact_finding import plots as P
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_facts, neuron_plots, neurons
+from replications.fact_finding import neuron_facts, neurons, plots
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                  {"relations": ",".join(effects.relations)})
     write_json(args.out_dir / "metrics.json", metrics)
     where = "at the surname" if cfg.circuit.read_position == "surname" else "at the final token"
-    neuron_plots.plot_entity(effects, metrics["entity"], cfg.neurons.entity_ablation, where,
+    plots.plot_entity(effects, metrics["entity"], cfg.neurons.entity_ablation, where,
                              args.figure, Provenance.make("fact_finding", args.profile,
                                                           config_hash(cfg)))
     print(f"[neuron_facts] {time.perf_counter() - t0:.0f} s: {metrics['entity']}, "

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_lookup, neuron_plots, neurons
+from replications.fact_finding import neuron_lookup, neurons, plots
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
 from shared.cli import fail, run
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     })
     write_json(args.out_dir / "metrics.json", metrics)
     prov = Provenance.make("fact_finding", args.profile, config_hash(cfg))
-    neuron_plots.plot_excess(result, args.excess_figure, prov)
-    neuron_plots.plot_selective(result, args.selective_figure, prov)
-    neuron_plots.plot_norms(result, args.norms_figure, prov)
-    neuron_plots.plot_linearity(result, args.linearity_figure, prov)
+    plots.plot_excess(result, args.excess_figure, prov)
+    plots.plot_selective(result, args.selective_figure, prov)
+    plots.plot_norms(result, args.norms_figure, prov)
+    plots.plot_linearity(result, args.linearity_figure, prov)
     s, lin = metrics["selective_neuron"], metrics["linearity"]
     print(f"[neuron_lookup] {time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
           f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {s['name']} AUC {s['auc']:.3f}, "

@@ -13,7 +13,7 @@ from shared.config import config_hash
 from shared.figures import Provenance
 from shared.runtime import pick_device, seed_everything, set_threads
 
-WRITEUP = "toy_models"
+WRITEUP = "toy_models"  # the write-up's name (as in config.py, not imported: it loads every part)
 
 
 def parser(description: str, training: bool) -> argparse.ArgumentParser:
