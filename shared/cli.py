@@ -1,15 +1,29 @@
-"""Entry point wrapper for pipeline scripts: bad config or a missing input is one line, exit 1."""
+"""The command-line convention of every pipeline script, and the one way it fails.
+
+A script's `main(argv)` builds its parser with `script_parser` (--profile, --threads, and
+--checkpoint-dir for training), reads its inputs inside `with user_errors():`, calls one function
+of its write-up and saves; `if __name__ == "__main__": run(main)`. A user error (bad settings, a
+missing or malformed input) ends it with one `error: ...` line on stderr and exit status 1
+(`fail`); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn, TypeVar
+from typing import Callable, Iterator, NoReturn, TypeVar
 
 from shared.config import PROFILES, ConfigError
+from shared.corpus import CorpusSourceError
 
 T = TypeVar("T")
+
+# What a user can cause while a script reads its settings and inputs (CorpusSourceError: a
+# corpus source that is not installed).
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError, ValueError, KeyError,
+                                            CorpusSourceError)
 
 
 def script_parser(description: str, checkpoints: bool = False) -> argparse.ArgumentParser:
@@ -52,3 +66,12 @@ def fail(err: BaseException | str, label: str = "error") -> NoReturn:
     `<label>: <message>` on stderr (no traceback), exit status 1."""
     print(f"{label}: {err}", file=sys.stderr)
     raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Around reading settings and inputs: a user error there ends the script with one line."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        fail(err)

@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import fail, run
-from shared.config import ConfigError
-from shared.corpus import CorpusConfig, CorpusSourceError, Document, build_corpus
+from shared.cli import run, user_errors
+from shared.corpus import CorpusConfig, Document, build_corpus
 from shared.scripts.common import add_config_args, resolve_config
 
 
@@ -43,12 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--extra-docs", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         cfg = resolve_config(args, CorpusConfig)
         t0 = time.perf_counter()
         manifest = build_corpus(cfg, args.out_dir, read_extra(args.extra_docs))
-    except (ConfigError, CorpusSourceError, FileNotFoundError, ValueError) as err:
-        fail(err)
     print(f"corpus: {manifest['docs']} documents, bytes {manifest['bytes']}, "
           f"{time.perf_counter() - t0:.1f} s -> {args.out_dir}", file=sys.stderr)
 

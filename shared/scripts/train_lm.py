@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import fail, run
+from shared.cli import run, user_errors
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
 from shared.lm import describe_model, save_model
@@ -39,13 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         cfg = resolve_config(args, StandInConfig)
         rows = load_rows(args.tokens)
         if args.figure.suffix != ".png":
             raise ConfigError(f"--figure must end in .png, got {args.figure}")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     set_threads(args.threads)
     seed_everything(cfg.train.seed)
     device = pick_device(args.device)

@@ -20,8 +20,8 @@ from replications.fact_finding import circuit_results as CR
 from replications.fact_finding import plots as P
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError, config_hash
+from shared.cli import fail, run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 from shared.lm import load_model
@@ -45,13 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(args.model, device=cfg.model.device, frozen=True)
     if settings.dtype != "float32":
         model.to(settings.torch_dtype)
-    try:
+    with user_errors():
         settings.check_model(model.cfg.n_layers, model.cfg.n_heads)
         prompts = known_prompts(facts, settings.relation, model.tokenizer,
                                 model.tokenizer.bos_token_id)
         res = CR.analyse(model, prompts, settings, cfg.model.batch_size)
-    except (ConfigError, ValueError) as err:
-        fail(err)
     metrics = CR.summary_metrics(res, settings)
     labels = CR.position_labels(prompts, model.tokenizer, res.patching.positions)
     args.out_dir.mkdir(parents=True, exist_ok=True)

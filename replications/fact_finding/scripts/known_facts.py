@@ -16,7 +16,7 @@ from replications.fact_finding import recall
 from replications.fact_finding.facts import Relation
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import load_world
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import write_json
@@ -52,8 +52,8 @@ def main() -> None:
                                cfg.model.prompt_prefix, bos, cfg.model.batch_size)
     n_known = len(facts["known"].get("sport", []))
     if n_known < cfg.model.min_known_people:
-        raise SystemExit(f"error: the model knows the sport of only {n_known} two-token names "
-                         f"(model.min_known_people is {cfg.model.min_known_people})")
+        fail(f"the model knows the sport of only {n_known} two-token names "
+             f"(model.min_known_people is {cfg.model.min_known_people})")
     if entity_specs is None:
         name = recall.pick_entity(facts, relations)
         entity = recall.entity_facts(name, facts, people, relations, cfg.model.prompt_prefix)

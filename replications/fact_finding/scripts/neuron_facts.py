@@ -16,8 +16,8 @@ from pathlib import Path
 from replications.fact_finding import neuron_facts, neurons, plots
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError, config_hash
+from shared.cli import run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 from shared.lm import load_model
@@ -33,14 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     facts = load_facts(args.facts)
     model = load_model(args.model, device=cfg.model.device)
-    try:
+    with user_errors():
         neurons.check_inputs(model, facts, cfg.neurons)
         cfg.circuit.check_model(model.cfg.n_layers, model.cfg.n_heads)
         if "entity" not in facts:
             raise ValueError(f"{args.facts}: no entity (several facts of one person)")
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
-    except (ConfigError, ValueError, KeyError) as err:
-        fail(err)
     effects, metrics = neuron_facts.run_entity(model, facts, known, cfg.neurons,
                                           cfg.circuit.lookup_mlps, cfg.model.batch_size,
                                           cfg.circuit.read_position)

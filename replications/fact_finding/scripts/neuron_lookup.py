@@ -18,8 +18,8 @@ from pathlib import Path
 from replications.fact_finding import neuron_lookup, neurons, plots
 from replications.fact_finding.facts import known_prompts, load_facts
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError, config_hash
+from shared.cli import run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 from shared.lm import load_model
@@ -36,14 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     facts = load_facts(args.facts)
     model = load_model(args.model, device=cfg.model.device)
-    try:
+    with user_errors():
         neurons.check_inputs(model, facts, cfg.neurons)
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
         circ = neurons.lookup_circuit(model, known, cfg.circuit, cfg.model.batch_size)
         result, metrics = neuron_lookup.run_lookup(model, facts, known, cfg.neurons, circ,
                                              cfg.model.batch_size)
-    except (ConfigError, ValueError, KeyError) as err:
-        fail(err)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     ex, sel = result.excess, result.selective
     save_tensors(args.out_dir / "lookup.safetensors", {

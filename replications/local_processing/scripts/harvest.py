@@ -20,7 +20,7 @@ import torch
 
 from replications.local_processing import experiment, prompts
 from replications.local_processing.scripts._common import setup
-from shared.cli import fail, run, script_parser
+from shared.cli import run, script_parser, user_errors
 from shared.config import ConfigError
 from shared.lm import describe_model, load_model
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
     stand_in = cfg.data.source == "stand_in"
-    try:
+    with user_errors():
         if stand_in != (args.tokens is not None):
             raise ConfigError("--tokens is needed with data.source stand_in and only then "
                               f"(profile {args.profile}: {cfg.data.source})")
@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> None:
         model = load_model(args.model, cfg.harvest.device, processed=True, frozen=True)
         if rows is None:
             rows = prompts.paper_prompts(cfg.data, model.tokenizer)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     if cfg.harvest.precision == "bf16":
         model = model.to(torch.bfloat16)
     print(f"[harvest] {args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "

@@ -23,8 +23,7 @@ from replications.monosemanticity import analysis as A
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import load_tensors, read_json, save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = setup(args.profile, args.threads)
     t0 = time.perf_counter()
     settings, thr = cfg.analysis, cfg.analysis.ultra_low_threshold
-    try:
+    with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)
         weights, freq = load_sae(args.sae, thr)
@@ -69,8 +68,6 @@ def main(argv: list[str] | None = None) -> None:
         weights_o, freq_o = load_sae(args.orthogonal, thr)
         old_direction = load_tensors(args.orthogonal / runs.DIRECTION_FILE)["direction"]
         direction_info = read_json(args.orthogonal / "direction.json")
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
-        fail(err)
     layer = int(cfg.model.hook_name.split(".")[1])
     W_out = model.blocks[layer].mlp.W_out.detach().cpu().float()  # [d_mlp, d_model]
     W_U = model.W_U.detach().cpu().float()

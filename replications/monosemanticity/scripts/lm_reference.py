@@ -17,8 +17,8 @@ import torch
 
 from replications.monosemanticity import plots, runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError, config_hash
+from shared.cli import run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
 
@@ -39,11 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--figure", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     by_pos = loss_by_position(model, tokens.eval[: cfg.model.loss_eval_rows],
                               cfg.train.eval_batch_rows)
     mean = float(by_pos.mean())

@@ -20,8 +20,7 @@ from pathlib import Path
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -34,13 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint-dir", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)
         first, _, _ = load_sae_lens(args.source)
         freq, _ = runs.load_frequency(args.source)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     direction = runs.ultra_low_direction(first, freq, cfg)
     device = next(model.parameters()).device
     u = direction.vector.to(device)

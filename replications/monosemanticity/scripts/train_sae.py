@@ -18,8 +18,7 @@ from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import write_json
 
 
@@ -32,11 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = setup(args.profile, args.threads)
     sae_cfg = cfg.sae if args.run == "main" else dataclasses.replace(
         cfg.sae, seed=cfg.second_seed.seed)
-    try:
+    with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     result = runs.train_run(cfg, sae_cfg, model, tokens,
                             args.checkpoint_dir / f"sae_{args.run}.safetensors",

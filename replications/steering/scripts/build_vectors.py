@@ -21,8 +21,7 @@ from replications.steering import features as F
 from replications.steering import sae_run
 from replications.steering.scripts._common import load_lm, load_rows, parser, setup
 from shared.activations import model_device
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import save_tensors, write_json
 
 
@@ -32,12 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         model = load_lm(args.model, cfg.model.device)
         rows = load_rows(args.tokens, cfg)
         run_ = sae_run.load_run(args.sae, model_device(model))
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     sae, freq = run_.sae, run_.frequency.float().cpu()
     anger, anger_info = E.build_anger(model, sae, freq, cfg)
     weddings, wed_info = E.build_weddings(model, sae, freq, cfg)

@@ -22,8 +22,7 @@ from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate, seed_uniforms
 from replications.steering.scripts._common import load_lm, parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import load_tensors, read_json, write_json
 
 
@@ -33,12 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         model = load_lm(args.model, cfg.model.device)
         tensors = load_tensors(args.vectors / "vectors.safetensors")
         analysis = read_json(args.vectors / "analysis.json")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     s = cfg.sampling
     sampler = Sampler(s.temperature, s.top_p, s.freq_penalty, s.candidates)
     eos = model.tokenizer.eos_token_id

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from replications.steering.evaluation import spliced_loss
 from replications.steering.scripts._common import load_lm, load_rows, parser, setup
-from shared.cli import fail, run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import load_tensors, read_json, write_json
 
 
@@ -28,13 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         model = load_lm(args.model, cfg.model.device)
         rows = load_rows(args.tokens, cfg)
         tensors = load_tensors(args.vectors / "vectors.safetensors")
         analysis = read_json(args.vectors / "analysis.json")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     out, t0 = {}, time.perf_counter()
     for name in ("anger", "weddings"):
         losses = spliced_loss(model, rows.loss, tensors[f"{name}/vectors"], cfg.model.layer,
