@@ -28,7 +28,7 @@ from replications.fact_finding.facts import (
 )
 from shared import lm
 from shared.lm import LMConfig
-from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import tiny_pythia
 
 pytestmark = pytest.mark.integration
 
@@ -51,20 +51,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("ff_circuit")
     texts = [f"Fact: {f} {s} {PHRASE} {v}."
              for f, s in itertools.product(FIRSTS, LASTS) for v in SPORTS] * 2
-    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=400, min_frequency=1,
-                                                 split_digits=True, train_bytes=10**7,
-                                                 seq_len=32))
-    hf_tokenizer(tok).save_pretrained(str(root / "tok"))
-    cfg = LMConfig(n_layers=6, d_model=32, d_mlp=64, n_heads=2, d_head=16, act_fn="gelu",
-                   normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
-                   parallel_attn_mlp=True, n_ctx=32)
-    d_vocab = tok.get_vocab_size()
-    model = lm.build_model(cfg, d_vocab, seed=0)
-    with torch.no_grad():
-        for p in model.parameters():  # larger weights: answers vary with the name
-            p.mul_(3.0) if p.ndim > 1 else p.add_(0.3 * torch.randn_like(p))
-    lm.save_model(model, cfg, d_vocab, root / "lm", root / "tok")
-    loaded = lm.load_model(root / "lm", "cpu")
+    loaded = tiny_pythia(root, texts, 400)
     loaded.requires_grad_(False)
     # "Known": the answer the random model favours for each name more than for the others
     # (its plain argmax is one answer for everybody), so clean runs beat corrupted ones.

@@ -17,9 +17,7 @@ from replications.fact_finding import neuron_facts as NF
 from replications.fact_finding import neuron_lookup as NL
 from replications.fact_finding import neurons as N
 from replications.fact_finding.facts import FACTS_FORMAT, known_prompts
-from shared import lm
-from shared.lm import LMConfig
-from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import tiny_pythia
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +57,9 @@ def tiny(tmp_path_factory):
     texts = [f"Fact: {f} {s} {r['phrase']} {v}."
              for f, s in itertools.product(FIRSTS, LASTS) for r in RELATIONS.values()
              for v in r["values"]] * 2
-    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=600, min_frequency=1,
-                                                 split_digits=True, train_bytes=10**7,
-                                                 seq_len=32))
-    hf_tokenizer(tok).save_pretrained(str(root / "tok"))
-    cfg = LMConfig(n_layers=6, d_model=32, d_mlp=64, n_heads=2, d_head=16, act_fn="gelu",
-                   normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
-                   parallel_attn_mlp=True, n_ctx=32)
-    d_vocab = tok.get_vocab_size()
-    model = lm.build_model(cfg, d_vocab, seed=0)
-    with torch.no_grad():
-        for p in model.parameters():  # a random model with larger weights: varied activations
-            p.mul_(3.0) if p.ndim > 1 else p.add_(0.3 * torch.randn_like(p))
-    lm.save_model(model, cfg, d_vocab, root / "lm", root / "tok")
+    loaded = tiny_pythia(root, texts, 600)
     facts = fabricated_facts()
     (root / "facts.json").write_text(json.dumps(facts))
-    loaded = lm.load_model(root / "lm", "cpu")
     return root, loaded, facts
 
 

@@ -22,6 +22,7 @@ from shared.lm import LMConfig
 from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -176,23 +177,6 @@ def test_scripts_tokenize_and_train(tmp_path):
 
 # ------------------------------------------------------------------ paper path, offline
 
-def _repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
-    """An HF cache entry for `repo_id` (refs/main -> one snapshot), as a download leaves it.
-
-    `missing` files are recorded as known-absent (`.no_exist`), which is how the cache
-    answers offline for files a repository does not have.
-    """
-    base = hub / ("models--" + repo_id.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    snap = base / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
-        (base / ".no_exist" / commit / name).touch()
-    return snap
-
 
 def _load_by_name(home: Path, name: str, x: torch.Tensor, out: Path) -> dict:
     """Run `load_model(name)` offline in a fresh process; return its log-probs for `x`."""
@@ -251,7 +235,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=TV,
                                     n_positions=64, n_ctx=64, bos_token_id=0,
                                     eos_token_id=1)).eval()
-    snap = _repo(tmp_path / "hub", "gpt2-xl")
+    snap = hf_cache_repo(tmp_path / "hub", "gpt2-xl")
     hf.save_pretrained(str(snap))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
     with torch.no_grad():
@@ -269,7 +253,7 @@ def test_paper_path_pythia_by_name(tmp_path):
         hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128,
         rotary_pct=0.25, use_parallel_residual=True, vocab_size=TV,
         max_position_embeddings=64)).eval()
-    snap = _repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
+    snap = hf_cache_repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
     hf.save_pretrained(str(snap))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
     with torch.no_grad():
@@ -290,7 +274,7 @@ def test_paper_path_gelu_1l_by_name(tmp_path):
             if p.ndim == 1:
                 p.add_(0.1 * torch.randn_like(p))
         ref = tl(X)
-    snap = _repo(tmp_path / "hub", "NeelNanda/GELU_1L512W_C4_Code")
+    snap = hf_cache_repo(tmp_path / "hub", "NeelNanda/GELU_1L512W_C4_Code")
     # config.json in the format of NeelNanda's repositories (what TransformerLens parses).
     (snap / "config.json").write_text(json.dumps({
         "n_layers": 1, "d_model": 32, "d_mlp": 128, "d_head": 8, "n_heads": 4, "n_ctx": 64,
@@ -300,7 +284,7 @@ def test_paper_path_gelu_1l_by_name(tmp_path):
     }))
     # The hub file is a pickled state dict; load_model must open it with weights_only=True.
     torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
-    tok_snap = _repo(tmp_path / "hub", "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
+    tok_snap = hf_cache_repo(tmp_path / "hub", "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(tok_snap))
     res = _load_by_name(tmp_path, "gelu-1l", X, tmp_path / "out.safetensors")
     _check_logits(res, ref)

@@ -28,6 +28,7 @@ from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
+from tests.conftest import hf_cache_repo
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -219,19 +220,6 @@ def test_paper_rows_are_cut_with_bos_and_shuffled(tmp_path):
 
 # ---------------------------------------------------------------------------- paper, offline
 
-def _hf_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
-    """A Hugging Face cache entry (refs/main -> one snapshot), as a download leaves it."""
-    base = hub / ("models--" + repo_id.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    snap = base / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
-        (base / ".no_exist" / commit / name).touch()
-    return snap
-
 
 def test_paper_profile_path_offline(tmp_path):
     """paper_data -> lm_reference -> train_sae for a tiny 'paper' profile, gelu-1l by name."""
@@ -246,7 +234,7 @@ def test_paper_profile_path_offline(tmp_path):
         n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
         d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
     hub = tmp_path / "hub"
-    snap = _hf_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
+    snap = hf_cache_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
     (snap / "config.json").write_text(json.dumps({
         "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
         "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
@@ -258,7 +246,7 @@ def test_paper_profile_path_offline(tmp_path):
     tok = train_tokenizer(texts, TokenizerConfig(vocab_size=d_vocab, min_frequency=1,
                                                  split_digits=True, train_bytes=10**6,
                                                  seq_len=seq_len))
-    tok_snap = _hf_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
+    tok_snap = hf_cache_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
     hf_tokenizer(tok).save_pretrained(str(tok_snap))
     # A data set of 4 x seq_len-token rows, like c4-code-tokenized-2b's 1024 = 8 x 128.
     gen = torch.Generator().manual_seed(1)

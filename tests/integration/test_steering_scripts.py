@@ -22,6 +22,7 @@ from shared.lm import build_model, save_model
 from shared.sae import SAE
 from shared.sae_io import SAELensInfo, save_sae_lens
 from shared.tokenizer import train_and_tokenize
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +184,6 @@ def test_paper_path_gpt2_by_name(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from shared.tokenizer import EOS, TokenizerConfig, train_tokenizer
-    from tests.integration.test_lm import _repo
 
     torch.manual_seed(0)
     texts = [f"the bride said {i} words to the groom, nothing at all" for i in range(200)]
@@ -195,7 +195,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=320,
                                     n_positions=64, n_ctx=64, bos_token_id=eos_id,
                                     eos_token_id=eos_id)).eval()
-    snap = _repo(tmp_path / "hub", "gpt2-xl")
+    snap = hf_cache_repo(tmp_path / "hub", "gpt2-xl")
     hf.save_pretrained(str(snap))
     # GPT-2's tokenizer: one <|endoftext|> for BOS, EOS and padding.
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS,
