@@ -139,7 +139,7 @@ def test_loading_a_sae_lens_directory(stand_in, monkeypatch):
         return dataclasses.replace(c, sae_run=dataclasses.replace(
             c.sae_run, source="load", load_dir=str(root / "user_sae")))
 
-    monkeypatch.setattr(train_sae, "setup", setup_with_load)
+    monkeypatch.setattr(_common, "setup", setup_with_load)
     train_sae.main(["--profile", "smoke", "--model", str(root / "lm"), "--tokens",
                     str(root / "tok" / "tokens.safetensors"), "--out-dir",
                     str(root / "loaded"), "--checkpoint-dir", str(root / "ckpt2")])

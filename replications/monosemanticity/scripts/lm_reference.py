@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from replications.monosemanticity import plots, runs
-from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run, user_errors
+from replications.monosemanticity import plots
+from replications.monosemanticity.scripts._common import open_inputs, parser
+from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    with user_errors():
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
+    args, cfg, model, tokens = open_inputs(p, argv)
     by_pos = loss_by_position(model, tokens.eval[: cfg.model.loss_eval_rows],
                               cfg.train.eval_batch_rows)
     mean = float(by_pos.mean())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
-from replications.monosemanticity.scripts._common import parser, setup
+from replications.monosemanticity.scripts._common import open_inputs, parser
 from shared.cli import run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
@@ -31,11 +31,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the first SAE's output directory")
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg, model, tokens = open_inputs(p, argv)
     with user_errors():
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
         first, _, _ = load_sae_lens(args.source)
         freq, _ = runs.load_frequency(args.source)
     direction = runs.ultra_low_direction(first, freq, cfg)

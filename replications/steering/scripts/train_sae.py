@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from replications.steering import sae_run
-from replications.steering.scripts._common import load_lm, load_rows, parser, setup
+from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
 from shared.cli import run, user_errors
 from shared.config import ConfigError
@@ -28,11 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg, model, rows = open_inputs(p, argv)
     with user_errors():
-        model = load_lm(args.model, cfg.model.device)
-        rows = load_rows(args.tokens, cfg)
         if cfg.model.hook_name not in model.hook_dict:
             raise ConfigError(f"model.layer {cfg.model.layer}: the model has "
                               f"{model.cfg.n_layers} layers")
