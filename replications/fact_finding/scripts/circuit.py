@@ -18,13 +18,12 @@ from pathlib import Path
 from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_results as CR
 from replications.fact_finding import plots as P
-from replications.fact_finding.facts import known_prompts, load_facts
-from replications.fact_finding.scripts._common import parser, setup
+from replications.fact_finding.facts import known_prompts
+from replications.fact_finding.scripts._common import open_inputs, parser
 from shared.cli import fail, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
-from shared.lm import load_model
 
 FIGURES = ("patching", "heads", "effective", "probes", "paths")
 
@@ -35,14 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     for name in FIGURES:
         p.add_argument(f"--{name}-figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    settings = cfg.circuit
     t0 = time.perf_counter()
-    facts = load_facts(args.facts)
+    args, cfg, facts, model = open_inputs(p, argv, frozen=True)
+    settings = cfg.circuit
     if settings.relation not in facts["known"]:
         fail(ValueError(f"{args.facts}: no known facts for relation '{settings.relation}'"))
-    model = load_model(args.model, device=cfg.model.device, frozen=True)
     if settings.dtype != "float32":
         model.to(settings.torch_dtype)
     with user_errors():

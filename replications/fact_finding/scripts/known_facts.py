@@ -25,12 +25,12 @@ from shared.lm import load_model
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--world", type=Path, help="world.json (stand-in profiles)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
     if cfg.model.source == "stand_in":
         if args.world is None:
