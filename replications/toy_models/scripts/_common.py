@@ -28,6 +28,15 @@ def load_config(profile: str) -> Any:
     return load(profile)
 
 
+def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None,
+                ) -> tuple[argparse.Namespace, Any, torch.device]:
+    """A model script's start: the arguments, the profile's configuration, then threads, seeds
+    and the device."""
+    args = p.parse_args(argv)
+    cfg = load_config(args.profile)
+    return args, cfg, setup(cfg, args.threads)
+
+
 def setup(cfg: Any, threads: int) -> torch.device:
     """Threads, seeds and device for a script."""
     set_threads(threads)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser, setup
+from replications.toy_models.scripts._common import open_inputs, parser
 from shared.cli import fail, run
 
 
@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=False)
     p.add_argument("--program", required=True, help="library program (reverse, sort, ...)")
     p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    setup(cfg, args.threads)
+    args, cfg, _ = open_inputs(p, argv)
     # Imported after the config so a bad profile fails before jax loads.
     from replications.toy_models.tracr_models import compile_and_convert, describe, save_converted
 

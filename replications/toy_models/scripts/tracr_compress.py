@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser, setup
+from replications.toy_models.scripts._common import open_inputs, parser
 from shared.cli import fail, run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
@@ -23,9 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--weights", type=Path, required=True, help="learned W per width (.safetensors)")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    setup(cfg, args.threads)
+    args, cfg, _ = open_inputs(p, argv)
     import dataclasses
 
     from replications.toy_models.tracr_compression import summarise, train_compression
