@@ -38,6 +38,9 @@ def zoo_stand_in(name, owner, cfg, extra_docs=()):
     text; return its files (see `zoo_model`)."""
     if name in ZOO or any(m["owner"] == owner for m in ZOO.values()):
         pipeline.fail(ValueError(f"model zoo: '{name}' or a second stand-in of {owner} declared"))
+    if name not in pipeline.manifest(owner).models:
+        pipeline.fail(ValueError(f"model zoo: replications/{owner}/writeup.yaml does not list "
+                                 f"'{name}' under models"))
     ZOO[name] = {
         "owner": owner,
         "extra_docs": list(extra_docs),

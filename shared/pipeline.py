@@ -1,8 +1,8 @@
 """The pipeline registry: which write-ups exist and what each one's DAG ends in.
 
 Every write-up declares itself in a manifest, `replications/<name>/writeup.yaml` (name, title,
-order, rule prefix, claims file, figures, the artifacts it offers other write-ups and the ones
-it reads). The Snakefile, the DVC generator (`shared.dvc_gen`), the scorecard and figure
+order, rule prefix, claims file, figures, the model zoo's stand-ins it reads, the artifacts it
+offers other write-ups and the ones it reads). The Snakefile, the DVC generator (`shared.dvc_gen`), the scorecard and figure
 collection all read the manifests through this module, so they cannot disagree, and the library
 never imports a write-up. A new write-up is a folder with a manifest: nothing here changes.
 """
@@ -51,6 +51,7 @@ class Manifest:
     prefix: str  # rule-name prefix; `<prefix>_all` builds the write-up
     claims: str  # claims file, relative to the write-up's folder
     figures: dict[str, str]  # figure name -> what it shows
+    models: tuple[str, ...] = ()  # stand-in models of the model zoo it reads, by name
     provides: dict[str, Artifact] = dataclasses.field(default_factory=dict)
     uses: tuple[Use, ...] = ()
 

@@ -136,3 +136,5 @@ def test_local_processing_reads_the_fact_finding_model_as_declared():
             assert tokens.inputs == [f"results/{profile}/fact_finding/tokenizer/tokens.safetensors"]
         else:
             assert lm == pipeline.Handoff([], ff.model.name) and tokens.inputs == []
+    # The stand-in it reads is the one fact finding's manifest names.
+    assert pipeline.manifest("local_processing").models == pipeline.manifest("fact_finding").models
