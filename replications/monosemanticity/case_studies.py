@@ -23,9 +23,11 @@ from replications.monosemanticity.analysis import (
     FrequencySummary,
     SAEWeights,
     batched_feature_acts,
+    feature_encoder,
+)
+from replications.monosemanticity.neuron_basis import (
     encoder_decoder_cosine,
     excess_kurtosis,
-    feature_encoder,
     neuron_sparsity,
 )
 from shared.config import check

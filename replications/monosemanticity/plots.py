@@ -24,13 +24,15 @@ from replications.monosemanticity.analysis import (
     PUBLISHED,
     TEN_SPARSE,
     FrequencySummary,
-    KurtosisComparison,
-    NeuronSparsity,
-    NullspaceComparison,
     OrthogonalRetrain,
     UltraLowCluster,
 )
 from replications.monosemanticity.case_studies import LOGIT_NOTE, CaseStudy, DecodeFn
+from replications.monosemanticity.neuron_basis import (
+    KurtosisComparison,
+    NeuronSparsity,
+    NullspaceComparison,
+)
 from shared.figures import PALETTE, apply_style
 
 NORMAL_C, ULTRA_C, DEAD_C, GAUSS_C = PALETTE[0], PALETTE[1], "#999999", PALETTE[0]

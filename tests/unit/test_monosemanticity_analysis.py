@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
+from replications.monosemanticity import neuron_basis as NB
 from replications.monosemanticity import plots as P
 from shared.sae import SAE
 
@@ -157,7 +159,7 @@ def test_orthogonal_retrain_finds_the_new_cluster(planted):
 
 
 def test_neuron_sparsity_classes(planted):
-    sp = A.neuron_sparsity(planted.weights.W_dec, SETTINGS)
+    sp = NB.neuron_sparsity(planted.weights.W_dec, SETTINGS)
     role = planted.role
     assert torch.equal(sp.classes[role == 1], torch.full_like(sp.classes[role == 1], A.ONE_SPARSE))
     assert torch.equal(sp.classes[role == 2], torch.full_like(sp.classes[role == 2], A.TEN_SPARSE))
@@ -170,7 +172,7 @@ def test_neuron_sparsity_classes(planted):
     rows[0] = 1.0  # flat: fve_top_10 = 0.5 -> not dense, top-1 0.05 -> 10-ish-sparse
     rows[1, 0], rows[1, 1:] = 0.7**0.5, (0.3 / 19) ** 0.5  # top-1 0.7, next-9 ~0.14 -> 10-ish
     rows[2, 0], rows[2, 1:] = 0.9**0.5, (0.1 / 19) ** 0.5  # top-1 0.9, next-9 ~0.047 -> 1-sparse
-    assert A.neuron_sparsity(rows, SETTINGS).classes.tolist() == [A.TEN_SPARSE, A.TEN_SPARSE,
+    assert NB.neuron_sparsity(rows, SETTINGS).classes.tolist() == [A.TEN_SPARSE, A.TEN_SPARSE,
                                                                   A.ONE_SPARSE]
 
 
@@ -178,39 +180,39 @@ def test_kurtosis_gaussian_zero_sparse_large():
     from scipy.stats import kurtosis
 
     g = torch.randn(1000, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    k = A.excess_kurtosis(g)
+    k = NB.excess_kurtosis(g)
     assert abs(float(k.median())) < 0.05
     assert np.allclose(k.numpy(), kurtosis(g.numpy(), axis=-1, fisher=True, bias=True))
     one_hot = torch.zeros(1, 512)
     one_hot[0, 3] = 1
-    assert A.excess_kurtosis(one_hot)[0] > 400
-    cmp = A.kurtosis_comparison(g[:100], seed=0)
+    assert NB.excess_kurtosis(one_hot)[0] > 400
+    cmp = NB.kurtosis_comparison(g[:100], seed=0)
     assert cmp.gaussian.shape == (100,) and abs(float(cmp.gaussian.median())) < 0.1
 
 
 def test_encoder_decoder_cosine_planted(planted):
-    cos = A.encoder_decoder_cosine(planted.weights)[planted.role < 3]
+    cos = NB.encoder_decoder_cosine(planted.weights)[planted.role < 3]
     assert torch.allclose(cos, torch.full_like(cos, 0.5), atol=1e-5)
 
 
 def test_nullspace_shares(W_out):
-    basis = A.row_space_basis(W_out)
+    basis = NB.row_space_basis(W_out)
     assert basis.shape == (D_MLP, D_MODEL)
     in_row_space = torch.randn(10, D_MODEL, dtype=torch.float64) @ basis.T
-    assert torch.allclose(A.nullspace_share(in_row_space, W_out),
+    assert torch.allclose(NB.nullspace_share(in_row_space, W_out),
                           torch.zeros(10, dtype=torch.float64), atol=1e-10)
     null = torch.randn(10, D_MLP, dtype=torch.float64)
     null = null - (null @ basis) @ basis.T
     assert torch.allclose((null @ W_out.double()), torch.zeros(10, D_MODEL, dtype=torch.float64),
                           atol=1e-10)
-    assert torch.allclose(A.nullspace_share(null, W_out), torch.ones(10, dtype=torch.float64))
-    mean, std = A.random_nullspace_moments(2048, 512)
+    assert torch.allclose(NB.nullspace_share(null, W_out), torch.ones(10, dtype=torch.float64))
+    mean, std = NB.random_nullspace_moments(2048, 512)
     assert mean == 0.75 and std == pytest.approx(0.0135, abs=3e-4)  # write-up: 0.75, 0.013
 
 
 def test_random_baseline_matches_theory(planted, W_out):
-    ns = A.nullspace_comparison(planted.weights, torch.arange(10), W_out, SETTINGS)
-    mean, std = A.random_nullspace_moments(D_MLP, D_MODEL)
+    ns = NB.nullspace_comparison(planted.weights, torch.arange(10), W_out, SETTINGS)
+    mean, std = NB.random_nullspace_moments(D_MLP, D_MODEL)
     assert ns.rank == D_MODEL and ns.expected_random_mean == (D_MLP - D_MODEL) / D_MLP
     assert float(ns.random.mean()) == pytest.approx(mean, abs=0.005)
     assert float(ns.random.std()) == pytest.approx(std, rel=0.08)
@@ -308,8 +310,8 @@ def test_max_cofiring_finds_the_planted_token(planted):
 def test_summary_metrics_keys(planted, W_out):
     weights = dataclasses.replace(planted.weights)
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    res = A.analyse_sae(weights, fr, W_out, SETTINGS)
-    m = A.summary_metrics(res, seed_mean_cosine=0.9, orthogonal=None, cofiring=None)
+    res = AR.analyse_sae(weights, fr, W_out, SETTINGS)
+    m = AR.summary_metrics(res, seed_mean_cosine=0.9, orthogonal=None, cofiring=None)
     for key in ("ultra_low_fraction", "dead_fraction", "ultra_low_cos_gt_095_share",
                 "ultra_low_decoder_top_sv_fve", "seed_mean_cosine",
                 "orthogonal_retrain_ultra_low_fraction", "orthogonal_new_vs_old_mean_cosine",
@@ -335,7 +337,7 @@ def test_plots_render(planted, W_out):
     import matplotlib.pyplot as plt
 
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    res = A.analyse_sae(planted.weights, fr, W_out, SETTINGS)
+    res = AR.analyse_sae(planted.weights, fr, W_out, SETTINGS)
     orth = A.orthogonal_retrain_analysis(res.cluster.mean_direction, planted.weights, fr, SETTINGS)
     case = C.CaseStudy(
         feature=3, frequency=1e-3, label="dense", context_tokens=torch.tensor([[1, 2, -1]]),

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     ln_w = getattr(model.ln_final, "w", None)
     ln_w = None if ln_w is None else ln_w.detach().cpu().float()
 
-    main_an = A.analyse_sae(weights, freq, W_out, settings)
+    main_an = AR.analyse_sae(weights, freq, W_out, settings)
     cluster2 = A.ultra_low_cluster(weights2, freq2.ultra_low, settings)
     seed_cos = (A.direction_cosine(main_an.cluster.mean_direction, cluster2.mean_direction)
                 if main_an.cluster.n and cluster2.n else math.nan)
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     cases = C.case_studies(weights, freq, features, tokens.eval, acts_fn, W_out, W_U, ln_w,
                            cfg.case_studies, settings) if len(features) else []
 
-    metrics = A.summary_metrics(main_an, seed_cos, orth, cofire)
+    metrics = AR.summary_metrics(main_an, seed_cos, orth, cofire)
     # The stand-in's never-fired features belong to the cluster: their encoder vectors point
     # along the ultra-low mean direction too.
     dead = freq.dead.nonzero().flatten()

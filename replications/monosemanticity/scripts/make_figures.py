@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     seed_cos = metrics.get("seed_mean_cosine")
     seed_cos = math.nan if seed_cos is None else float(seed_cos)
 
-    an = A.analyse_sae(weights, freq, W_out, settings)
+    an = AR.analyse_sae(weights, freq, W_out, settings)
     orth = A.orthogonal_retrain_analysis(direction, weights_o, freq_o, settings)
     cases, vocab = load_cases(args.analysis)
 
