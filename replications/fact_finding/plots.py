@@ -4,7 +4,8 @@ one PNG + PDF via shared.figures):
 - the circuit (circuit.py, circuit_steps.py): patching, attribute heads, effective model,
   probes, path patching;
 - the lookup MLPs' neurons (neuron_facts.py, neuron_lookup.py): one entity's fact
-  correlations, non-linear excess, the baseball neuron, known vs unknown norms, linearity.
+  correlations, non-linear excess, the baseball neuron, known vs unknown norms, linearity;
+- toy models of memorisation (toy_memorisation.py): training curves and probes.
 """
 
 from __future__ import annotations
@@ -475,3 +476,89 @@ def plot_linearity(result: LookupResult, png: Path, provenance: Provenance) -> N
     ax.legend(fontsize=6, ncol=2, loc="upper left")
     fig.tight_layout()
     save_figure(fig, png, provenance)
+
+
+# ---------------------------------------------------------------------------------------------
+# Toy models of memorisation (toy_memorisation.py)
+
+TASK_TITLES = {"random": "random labels (memorise)", "rule": "rule f(a) XOR g(b) (generalise)"}
+SITE_LABELS = {"embed": "embedding\nsum", "logits": "logits"}
+
+
+def _site_label(site: str) -> str:
+    if site in SITE_LABELS:
+        return SITE_LABELS[site]
+    kind, layer = site[:-1], site[-1]
+    return f"MLP{layer}\nneurons" if kind == "mlp" else f"resid\nafter {layer}"
+
+
+def _line(ax: plt.Axes, xs: list[int], ys: list[float], label: str, **kw) -> None:
+    """A line over the sites a model has; across sites it lacks (a shallower model's jump to
+    its logits) only a thin dotted link, so no value is implied there."""
+    start = 0
+    for j in range(1, len(xs) + 1):
+        if j == len(xs) or xs[j] != xs[j - 1] + 1:
+            ax.plot(xs[start:j], ys[start:j], label=label if start == 0 else None, **kw)
+            if j < len(xs):
+                ax.plot(xs[j - 1:j + 1], ys[j - 1:j + 1], color=kw["color"], lw=0.7, ls=":")
+            start = j
+
+
+def memorisation_training_figure(results: dict) -> plt.Figure:
+    tasks = list(results["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks) + 0.4, 3.0),
+                             sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for i, (key, m) in enumerate(results["tasks"][t].items()):
+            colour = PALETTE[i]
+            ax.plot(m["steps"], m["train_curve"], color=colour, lw=1.5,
+                    label=f"{m['depth']}-layer, trained pairs")
+            ax.plot(m["steps"], m["heldout_curve"], color=colour, lw=1.5, ls="--",
+                    label=f"{m['depth']}-layer, held-out pairs")
+        ax.axhline(results["chance"]["label"], color="0.5", lw=0.8, ls=":", label="chance")
+        ax.set_title(TASK_TITLES.get(t, t))
+        ax.set_xlabel("full-batch Adam step")
+        ax.set_ylim(0.3, 1.03)
+    axes[0, 0].set_ylabel("label accuracy")
+    axes[0, -1].legend(loc="lower right", fontsize=7)
+    fig.suptitle(f"Memorising {results['n_train']} of {results['n_pairs']} pairs (a, b)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def memorisation_probes_figure(results: dict) -> plt.Figure:
+    tasks = list(results["tasks"])
+    # One x axis for all depths: the deepest model's sites in forward order.
+    deepest = max((m for t in tasks for m in results["tasks"][t].values()),
+                  key=lambda m: m["depth"])
+    order = deepest["sites"]
+    xpos = {s: i for i, s in enumerate(order)}
+    rows = [("probe_label", "label"), ("probe_first", "first input's identity")]
+    fig, axes = plt.subplots(len(rows), len(tasks), figsize=(3.9 * len(tasks) + 0.4, 5.6),
+                             sharex=True, sharey=True, squeeze=False)
+    for r, (key, what) in enumerate(rows):
+        chance = results["chance"]["label" if key == "probe_label" else "first"]
+        for c, t in enumerate(tasks):
+            ax = axes[r, c]
+            for i, m in enumerate(results["tasks"][t].values()):
+                _line(ax, [xpos[s] for s in m["sites"]], [m[key][s] for s in m["sites"]],
+                      color=PALETTE[i], marker="o", ms=4, lw=1.4,
+                      label=f"{m['depth']}-layer: linear probe")
+                if key == "probe_label":
+                    ro = m["readout_label"]
+                    ax.plot([xpos[s] for s in ro], list(ro.values()), color=PALETTE[i],
+                            marker="s", ms=4, mfc="white", lw=1.0, ls="--",
+                            label=f"{m['depth']}-layer: model's readout (partial sum)")
+            ax.axhline(chance, color="0.5", lw=0.8, ls=":", label="chance")
+            ax.set_ylim(-0.02, 1.05)
+            if r == 0:
+                ax.set_title(TASK_TITLES.get(t, t))
+            if c == 0:
+                ax.set_ylabel(f"accuracy: {what}")
+            ax.set_xticks(range(len(order)), [_site_label(s) for s in order], fontsize=7)
+        axes[r, -1].legend(loc="lower left", fontsize=6.5)
+    fig.suptitle("Probes on held-out trained pairs: what the intermediate states represent",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
