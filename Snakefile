@@ -34,6 +34,10 @@ for _writeup in pipeline.WRITEUPS:
     include: f"replications/{_writeup}/rules.smk"
 
 
+# After the write-ups: they declare the stand-in models these rules build.
+include: "shared/zoo.smk"
+
+
 rule all:
     default_target: True
     input:

@@ -121,6 +121,7 @@ def evaluate(claims: ClaimsFile, metrics: Mapping[str, Any], profile: str) -> li
     rows = []
     for claim in claims.claims:
         value = lookup(metrics, claim.metric)
+        status: Literal["pass", "fail", "n/a", "missing"]
         if profile not in claim.profiles:
             status = "n/a"
         elif value is None:

@@ -1,15 +1,29 @@
-"""Entry point wrapper for pipeline scripts: bad config or a missing input is one line, exit 1."""
+"""The command-line convention of every pipeline script, and the one way it fails.
+
+A script's `main(argv)` builds its parser with `script_parser` (--profile, --threads, and
+--checkpoint-dir for training), reads its inputs inside `with user_errors():`, calls one function
+of its write-up and saves; `if __name__ == "__main__": run(main)`. A user error (bad settings, a
+missing or malformed input) ends it with one `error: ...` line on stderr and exit status 1
+(`fail`); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, NoReturn, TypeVar
 
 from shared.config import PROFILES, ConfigError
+from shared.corpus import CorpusSourceError
 
 T = TypeVar("T")
+
+# What a user can cause while a script reads its settings and inputs (CorpusSourceError: a
+# corpus source that is not installed).
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError, ValueError, KeyError,
+                                            CorpusSourceError)
 
 
 def script_parser(description: str, checkpoints: bool = False) -> argparse.ArgumentParser:
@@ -33,8 +47,7 @@ def load_and_setup(load: Callable[[str], T], profile: str, threads: int,
     try:
         cfg = load(profile)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(err)
     set_threads(threads)
     seed_everything(seed(cfg) if callable(seed) else seed)
     return cfg
@@ -42,16 +55,30 @@ def load_and_setup(load: Callable[[str], T], profile: str, threads: int,
 
 def run(main: Callable[[], None]) -> None:
     """Call `main()`; report ConfigError, missing or unreadable input files and a diverged
-    training run as `error: ...` (exit 1), and a stop by SIGINT/SIGTERM (the checkpoint is saved) as one
-    `stopped: ...` line (exit 130), all without a traceback."""
+    training run as `error: ...` (exit 1), and a stop by SIGINT/SIGTERM (the checkpoint is
+    saved) as one `stopped: ...` line (exit 130), all without a traceback."""
     from shared.io import BadInput
     from shared.training import TrainingDiverged
 
     try:
         main()
     except (ConfigError, FileNotFoundError, BadInput, TrainingDiverged) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail(err)
     except KeyboardInterrupt as err:
-        print(f"stopped: {err or 'interrupted'}", file=sys.stderr)
-        raise SystemExit(130) from None
+        fail(err or "interrupted", label="stopped", status=130)
+
+
+def fail(err: BaseException | str, label: str = "error", status: int = 1) -> NoReturn:
+    """The one way a script or the Snakefile stops on a user error: one line
+    `<label>: <message>` on stderr (no traceback), exit status 1 (130 for a stop by signal)."""
+    print(f"{label}: {err}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Around reading settings and inputs: a user error there ends the script with one line."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        fail(err)

@@ -2,8 +2,9 @@
 
     python -m shared.collect --profile P --out figures FILE...
 
-Files under results/<profile>/<write-up>/figures/ go to <out>/<write-up>/; scorecard files
-(results/<profile>/scorecard/) go to <out>/ itself.
+Files under results/<profile>/<write-up>/figures/ go to <out>/<write-up>/ when the write-up's
+manifest (writeup.yaml) declares the figure; scorecard files (results/<profile>/scorecard/) go
+to <out>/ itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from shared import pipeline
 from shared.cli import run
 
 
@@ -21,9 +23,10 @@ def destination(src: Path, out: Path, profile: str) -> Path:
     if len(parts) >= 3 and parts[0] == "results" and parts[1] == profile:
         if parts[2] == "scorecard":
             return out / src.name
-        if len(parts) == 5 and parts[3] == "figures":
+        if (len(parts) == 5 and parts[3] == "figures" and parts[2] in pipeline.WRITEUPS
+                and src.stem in pipeline.figures(parts[2])):
             return out / parts[2] / src.name
-    raise ValueError(f"{src}: not a figure or scorecard file of profile {profile!r}")
+    raise ValueError(f"{src}: not a declared figure or a scorecard file of profile {profile!r}")
 
 
 def main(argv: list[str] | None = None) -> None:

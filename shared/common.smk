@@ -1,4 +1,10 @@
-# Helpers shared by every write-up's rules file (functions only; rules live in rules.smk files).
+# Helpers shared by every write-up's rules file (functions only; rules live in rules.smk files
+# and in shared/zoo.smk).
+
+import json
+from types import SimpleNamespace
+
+from shared.config import to_dict
 
 
 def figure_output(writeup, name):
@@ -10,3 +16,57 @@ def figure_output(writeup, name):
         caption=str(Path(workflow.basedir) / "replications" / writeup / "captions" / f"{name}.rst"),
         category=writeup,
     )
+
+
+
+def model_arg(name):
+    """A rule's `--model` argument: the folder of the stand-in its `model` input lists, or, when
+    that input is empty (paper profile), the published model `name`. A function of the input
+    rather than a fixed path, so rules run where the files are staged."""
+    return lambda wildcards, input: str(Path(input.model[0]).parent) if input.model else name
+
+# ----------------------------------------------------------------------- the model zoo
+# Declaring and finding stand-in models; shared/zoo.smk holds the rules that build them.
+
+ZOO = {}  # model name -> what the rules need (owner folder, settings as JSON, extra documents)
+ZOO_SECTIONS = ("corpus", "tokenizer", "lm")
+
+
+def zoo_stand_in(name, owner, cfg, extra_docs=()):
+    """Declare the stand-in `name`, trained from `cfg.corpus`, `cfg.tokenizer` and `cfg.lm`
+    (the owner write-up's config) with `extra_docs` (JSON-lines files) added to its training
+    text; return its files (see `zoo_model`)."""
+    if name in ZOO or any(m["owner"] == owner for m in ZOO.values()):
+        pipeline.fail(ValueError(f"model zoo: '{name}' or a second stand-in of {owner} declared"))
+    if name not in pipeline.manifest(owner).models:
+        pipeline.fail(ValueError(f"model zoo: replications/{owner}/writeup.yaml does not list "
+                                 f"'{name}' under models"))
+    ZOO[name] = {
+        "owner": owner,
+        "extra_docs": list(extra_docs),
+        "config": {k: json.dumps(to_dict(getattr(cfg, k)), sort_keys=True) for k in ZOO_SECTIONS},
+    }
+    return zoo_model(name)
+
+
+def zoo_model(name):
+    """The files of the stand-in `name`: `dir` (what scripts load), `inputs` (what a rule that
+    loads it depends on), `tokens`, `tokenizer`, `history`, the corpus splits and loss curve."""
+    if name not in ZOO:
+        pipeline.fail(ValueError(f"model zoo: no stand-in '{name}' (declared: {sorted(ZOO)})"))
+    root = f"results/{PROFILE}/{ZOO[name]['owner']}"
+    lm = f"{root}/lm"
+    return SimpleNamespace(
+        name=name, dir=lm, inputs=[f"{lm}/model.safetensors", f"{lm}/lm_config.json"],
+        history=f"{lm}/history.json", loss=f"{lm}/lm_loss.png", loss_pdf=f"{lm}/lm_loss.pdf",
+        tokens=f"{root}/tokenizer/tokens.safetensors", tokenizer=f"{root}/tokenizer/tokenizer.json",
+        corpus_train=f"{root}/corpus/train.txt", corpus_val=f"{root}/corpus/val.txt",
+    )
+
+
+def _zoo_entry(wildcards):
+    return next(m for m in ZOO.values() if m["owner"] == wildcards.owner)
+
+
+def _zoo_config(section):
+    return lambda wildcards: _zoo_entry(wildcards)["config"][section]

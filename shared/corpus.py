@@ -501,9 +501,9 @@ def assemble(
             "packages": {p: package_version(p) for p in src.packages},
             "available_docs": len(docs), "available_bytes": sum(d.n_bytes for d in docs),
         }
-    check(cfg.code_fraction == 0 or by_kind["code"],
+    check(cfg.code_fraction == 0 or bool(by_kind["code"]),
           "corpus.code_fraction > 0 but no code source is listed")
-    check(bool(by_kind["prose"]) or cfg.code_fraction == 0 and by_kind["code"],
+    check(bool(by_kind["prose"]) or (cfg.code_fraction == 0 and bool(by_kind["code"])),
           "corpus.sources lists no prose source")
 
     # Byte budgets that keep the prose/code ratio even when a kind runs short.

@@ -17,6 +17,7 @@ equals `HookedTransformer`'s forward to float rounding (tests/integration/test_d
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Callable, Sequence
 
@@ -63,13 +64,33 @@ def check_supported(cfg: Any) -> None:
             raise UnsupportedModel(f"static decoding does not support {what}")
 
 
-def _layer_norm(x: Tensor, w: Tensor | None, b: Tensor | None, eps: float) -> Tensor:
+Affine = tuple[Tensor, Tensor] | None  # a LayerNorm's (w, b); None for LNPre
+
+
+def _layer_norm(x: Tensor, affine: Affine, eps: float) -> Tensor:
     # TransformerLens's LayerNorm: centre, scale by the root mean square (in fp32), then affine.
     xf = x.float()
     xf = xf - xf.mean(-1, keepdim=True)
     xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     out = xf.to(x.dtype)
-    return out if w is None else out * w + b
+    return out if affine is None else out * affine[0] + affine[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """One block's weights in the decode dtype, QKV fused as [d_model, 3 * heads * d_head]."""
+
+    ln1: Affine
+    ln2: Affine
+    w_qkv: Tensor
+    b_qkv: Tensor
+    w_o: Tensor
+    b_o: Tensor
+    w_in: Tensor
+    b_in: Tensor
+    w_out: Tensor
+    b_out: Tensor
+    scale: float  # 1 / attention scale
 
 
 class StaticDecoder:
@@ -93,16 +114,16 @@ class StaticDecoder:
         def cast(t: Tensor) -> Tensor:
             return t.detach().to(self.device, dtype).contiguous()
 
-        def ln(mod: Any) -> tuple[Tensor | None, Tensor | None]:
-            return (cast(mod.w), cast(mod.b)) if hasattr(mod, "w") else (None, None)
+        def ln(mod: Any) -> Affine:
+            return (cast(mod.w), cast(mod.b)) if hasattr(mod, "w") else None
 
-        self.layers = []
+        self.layers: list[_Layer] = []
         for block in model.blocks:
             a = block.attn
             w_qkv = torch.cat([einops.rearrange(w, "h d dh -> d (h dh)")
                                for w in (a.W_Q, a.W_K, a.W_V)], dim=1)
             b_qkv = torch.cat([b.flatten() for b in (a.b_Q, a.b_K, a.b_V)])
-            self.layers.append(dict(
+            self.layers.append(_Layer(
                 ln1=ln(block.ln1), ln2=ln(block.ln2), w_qkv=cast(w_qkv), b_qkv=cast(b_qkv),
                 w_o=cast(einops.rearrange(a.W_O, "h dh d -> (h dh) d")), b_o=cast(a.b_O),
                 w_in=cast(block.mlp.W_in), b_in=cast(block.mlp.b_in),
@@ -150,7 +171,7 @@ class StaticDecoder:
             self.k[i, :, :, :n] = k
             self.v[i, :, :, :n] = v
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               scale=self.layers[i]["scale"])
+                                               scale=self.layers[i].scale)
             x = self._finish(i, x, z)
         self.length = n
         return self._logits(x[:, -1])
@@ -202,8 +223,8 @@ class StaticDecoder:
 
     def _qkv(self, i: int, x: Float[Tensor, "rows pos d"]) -> tuple[Tensor, Tensor, Tensor]:
         p = self.layers[i]
-        h = _layer_norm(x, *p["ln1"], self.eps)
-        qkv = torch.matmul(h, p["w_qkv"]) + p["b_qkv"]
+        h = _layer_norm(x, p.ln1, self.eps)
+        qkv = torch.matmul(h, p.w_qkv) + p.b_qkv
         q, k, v = einops.rearrange(qkv, "r pos (three h dh) -> three r h pos dh", three=3,
                                    h=self.n_heads)
         return q, k, v
@@ -212,13 +233,12 @@ class StaticDecoder:
                 z: Float[Tensor, "rows h pos dh"]) -> Float[Tensor, "rows pos d"]:
         """Attention output projection and the MLP, each added to the residual."""
         p = self.layers[i]
-        x = x + torch.matmul(einops.rearrange(z, "r h pos dh -> r pos (h dh)"), p["w_o"]) + p["b_o"]
-        h = _layer_norm(x, *p["ln2"], self.eps)
-        return x + torch.matmul(self.act(torch.matmul(h, p["w_in"]) + p["b_in"]), p["w_out"]) \
-            + p["b_out"]
+        x = x + torch.matmul(einops.rearrange(z, "r h pos dh -> r pos (h dh)"), p.w_o) + p.b_o
+        h = _layer_norm(x, p.ln2, self.eps)
+        return x + torch.matmul(self.act(torch.matmul(h, p.w_in) + p.b_in), p.w_out) + p.b_out
 
     def _logits(self, x: Float[Tensor, "rows d"]) -> Float[Tensor, "rows vocab"]:
-        h = _layer_norm(x, *self.ln_final, self.eps)
+        h = _layer_norm(x, self.ln_final, self.eps)
         return torch.addmm(self.b_U, h, self.W_U).float()
 
     def _step(self) -> Float[Tensor, "rows vocab"]:
@@ -231,7 +251,7 @@ class StaticDecoder:
             self.k[i].index_copy_(2, self.pos.view(1), k)
             self.v[i].index_copy_(2, self.pos.view(1), v)
             z = F.scaled_dot_product_attention(q, self.k[i], self.v[i], attn_mask=mask,
-                                               scale=self.layers[i]["scale"])
+                                               scale=self.layers[i].scale)
             x = self._finish(i, x, z)
         return self._logits(x[:, 0])
 

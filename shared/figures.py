@@ -11,6 +11,7 @@ import dataclasses
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -22,7 +23,7 @@ PALETTE: tuple[str, ...] = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
 )
 
-STYLE: dict[str, object] = {
+STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 200,
     "savefig.bbox": "tight",
@@ -38,7 +39,7 @@ STYLE: dict[str, object] = {
     "axes.spines.right": False,
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "axes.prop_cycle": matplotlib.cycler(color=list(PALETTE)),
+    "axes.prop_cycle": matplotlib.rcsetup.cycler(color=list(PALETTE)),
     "image.cmap": "viridis",
     "pdf.fonttype": 42,  # embed TrueType so text stays editable in the PDF
     "svg.hashsalt": "replications",
@@ -48,7 +49,8 @@ STYLE: dict[str, object] = {
 
 def apply_style() -> None:
     """Set the shared matplotlib style (call once per script before plotting)."""
-    plt.rcParams.update(STYLE)
+    # matplotlib types rcParams keys as one Literal of every key; STYLE is a plain dict.
+    plt.rcParams.update(STYLE)  # type: ignore[arg-type]
 
 
 def git_commit(repo: Path | None = None) -> str:

@@ -1,34 +1,124 @@
 """The pipeline registry: which write-ups exist and what each one's DAG ends in.
 
-The Snakefile and the DVC generator (`shared.dvc_gen`) both read this, so the two cannot name
-different figures. Each write-up package exposes `pipeline.FIGURES` (figure name -> one-line
-description); its Snakemake rules make `results/<profile>/<writeup>/figures/<name>.png|pdf`
-and `results/<profile>/<writeup>/metrics.json`.
+Every write-up declares itself in a manifest, `replications/<name>/writeup.yaml` (name, title,
+order, rule prefix, claims file, figures, the model zoo's stand-ins it reads, the artifacts it
+offers other write-ups and the ones it reads). The Snakefile, the DVC generator (`shared.dvc_gen`), the scorecard and figure
+collection all read the manifests through this module, so they cannot disagree, and the library
+never imports a write-up. A new write-up is a folder with a manifest: nothing here changes.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
+import functools
 from pathlib import Path
+from typing import Any, NoReturn
 
-# Write-ups in the order their rules are included; a new write-up adds its package name here.
-WRITEUPS: tuple[str, ...] = ("toy_models", "monosemanticity", "fact_finding", "local_processing",
-                             "steering")
-
-# Rule-name prefix of each write-up.
-PREFIX: dict[str, str] = {"toy_models": "toy", "monosemanticity": "mono", "fact_finding": "ff",
-                          "local_processing": "local", "steering": "steer"}
-
-# Write-ups whose results another write-up reads (local processing studies the fact-finding
-# stand-in): their results folders become DVC dependencies of the reader's stage.
-USES: dict[str, tuple[str, ...]] = {"local_processing": ("fact_finding",)}
+from shared import cli
+from shared.config import ConfigError, build, check, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+REPLICATIONS = ROOT / "replications"
+MANIFEST = "writeup.yaml"
+SCORECARD_DIR = "results/{profile}/scorecard"
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """Something one write-up makes and others may read."""
+
+    stand_in: str = ""  # path under results/<profile>/<writeup>/ where the stand-in is trained
+    files: tuple[str, ...] = ()  # for a folder: the files in it that a reader depends on
+    pretrained: str = ""  # the published name read instead in the paper profile ("" if none)
+
+    def __post_init__(self) -> None:
+        check(bool(self.stand_in or self.pretrained), "an artifact needs stand_in or pretrained")
+
+
+@dataclasses.dataclass(frozen=True)
+class Use:
+    """An artifact of another write-up that this one reads."""
+
+    writeup: str
+    artifact: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    name: str  # the folder name under replications/
+    title: str
+    order: int  # place in the scorecard, dvc.yaml and the Snakefile's includes
+    prefix: str  # rule-name prefix; `<prefix>_all` builds the write-up
+    claims: str  # claims file, relative to the write-up's folder
+    figures: dict[str, str]  # figure name -> what it shows
+    models: tuple[str, ...] = ()  # stand-in models of the model zoo it reads, by name
+    provides: dict[str, Artifact] = dataclasses.field(default_factory=dict)
+    uses: tuple[Use, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Handoff:
+    """An artifact resolved for one profile: the files a rule depends on and what a script is
+    given (a path, or a published name when the paper profile reads it by name)."""
+
+    inputs: list[str]
+    spec: str
+
+
+def _read(path: Path) -> Manifest:
+    manifest = build(Manifest, read_yaml(path), str(path))
+    check(manifest.name == path.parent.name,
+          f"{path}: name '{manifest.name}' is not the folder's name '{path.parent.name}'")
+    return manifest
+
+
+@functools.cache
+def manifests() -> dict[str, Manifest]:
+    """Every write-up's manifest, in `order`, with cross-references checked."""
+    found = sorted((_read(p) for p in REPLICATIONS.glob(f"*/{MANIFEST}")),
+                   key=lambda m: (m.order, m.name))
+    out = {m.name: m for m in found}
+    for field in ("order", "prefix"):
+        values = [getattr(m, field) for m in found]
+        check(len(set(values)) == len(values), f"two write-up manifests share a {field}")
+    for m in found:
+        for use in m.uses:
+            where = f"replications/{m.name}/{MANIFEST}: uses {use.writeup}/{use.artifact}"
+            check(use.writeup in out and use.writeup != m.name, f"{where}: no such write-up")
+            check(use.artifact in out[use.writeup].provides,
+                  f"{where}: {use.writeup} provides no such artifact")
+    return out
+
+
+def manifest(writeup: str) -> Manifest:
+    try:
+        return manifests()[writeup]
+    except KeyError:
+        raise ConfigError(f"unknown write-up '{writeup}' (no replications/{writeup}/{MANIFEST})")
+
+
+def _writeups() -> tuple[str, ...]:
+    try:
+        return tuple(manifests())
+    except ConfigError as err:
+        fail(err)
+
+
+# Write-ups in manifest order.
+WRITEUPS: tuple[str, ...] = _writeups()
+# Rule-name prefix of each write-up.
+PREFIX: dict[str, str] = {w: manifest(w).prefix for w in WRITEUPS}
+# Write-ups whose results another write-up reads: their results folders become DVC dependencies
+# of the reader's stage.
+USES: dict[str, tuple[str, ...]] = {
+    w: tuple(dict.fromkeys(u.writeup for u in manifest(w).uses)) for w in WRITEUPS
+    if manifest(w).uses
+}
 
 
 def figures(writeup: str) -> dict[str, str]:
     """Figure name -> description for one write-up."""
-    return dict(importlib.import_module(f"replications.{writeup}.pipeline").FIGURES)
+    return dict(manifest(writeup).figures)
 
 
 def results_dir(profile: str, writeup: str) -> str:
@@ -44,24 +134,31 @@ def metrics_path(profile: str, writeup: str) -> str:
 
 
 def claims_path(writeup: str) -> str:
-    return f"replications/{writeup}/claims.yaml"
+    return f"replications/{writeup}/{manifest(writeup).claims}"
 
 
-SCORECARD_DIR = "results/{profile}/scorecard"
+def handoff(profile: str, reader: str, writeup: str, artifact: str, stand_in: bool) -> Handoff:
+    """Another write-up's artifact, as `reader` (which must declare it under `uses`) gets it:
+    the stand-in's files in profiles that train one, else the published name."""
+    if Use(writeup, artifact) not in manifest(reader).uses:
+        raise ConfigError(f"replications/{reader}/{MANIFEST} does not declare that it uses "
+                          f"{writeup}/{artifact}")
+    art = manifest(writeup).provides[artifact]
+    if not stand_in:
+        return Handoff([], art.pretrained)
+    if not art.stand_in:
+        raise ConfigError(f"{writeup}/{artifact} has no stand-in path")
+    path = f"{results_dir(profile, writeup)}/{art.stand_in}"
+    return Handoff([f"{path}/{f}" for f in art.files] or [path], path)
 
 
-def fail(err: Exception) -> None:
+def fail(err: BaseException | str) -> NoReturn:
     """Stop Snakefile parsing with a one-line error (no traceback) before any job runs."""
-    import sys
-
-    print(f"config error: {err}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail(err, "config error")
 
 
-def load_writeup_config(module, profile: str):  # noqa: ANN001, ANN201 (called from Snakefiles)
+def load_writeup_config(module: Any, profile: str) -> Any:
     """Validate a write-up's configuration at parse time, before any job runs."""
-    from shared.config import ConfigError
-
     try:
         return module.load(profile)
     except ConfigError as err:

@@ -30,8 +30,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from shared.config import check
 from shared import runtime
+from shared.config import check
 from shared.runtime import step_generator
 from shared.training import Stateful, train_loop
 

@@ -19,7 +19,7 @@ every patched run.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import einops
 import torch
@@ -112,7 +112,7 @@ class SAEEvaluator:
             raise ValueError(f"unknown hook {cfg.hook_name!r} for this model")
         self.model, self.tokens, self.cfg = model, tokens, cfg
         self.device = model_device(model)
-        sums: dict[str, Tensor] = {}
+        sums: dict[str, Any] = {}
 
         def accumulate(x: Tensor) -> Tensor:
             sums["act"] = sums.get("act", 0) + x.double().sum(0)

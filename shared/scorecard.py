@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from shared.claims import Row, _fmt, evaluate, load_claims, scorecard_json, scorecard_markdown
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import check_profile, config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, claims_path, metrics_path in args.writeup:
         claims = load_claims(Path(claims_path))
         if claims.writeup != name:
-            raise SystemExit(f"{claims_path}: writeup is {claims.writeup!r}, expected {name!r}")
+            fail(f"{claims_path}: writeup is {claims.writeup!r}, expected {name!r}")
         rows += evaluate(claims, read_json(Path(metrics_path)), profile)
     prov = Provenance.make("scorecard", profile, config_hash([r.claim for r in rows]))
     args.markdown.parent.mkdir(parents=True, exist_ok=True)

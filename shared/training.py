@@ -88,7 +88,7 @@ def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 
@@ -271,7 +271,7 @@ def train_loop(
     A hard kill loses at most `checkpoint_every` steps. A non-finite logged metric, or a
     non-finite state at a checkpoint or at the end, raises TrainingDiverged (module docstring).
     """
-    start, history = 0, []
+    start, history = 0, list[dict[str, float]]()
     if checkpoint_path is not None:
         restored = load_checkpoint(checkpoint_path, state, fingerprint)
         if restored is not None:
@@ -295,9 +295,9 @@ def train_loop(
                 metrics = step_fn(step)
                 if step % log_every == 0 or step == n_steps - 1:
                     row = {"step": float(step), **{k: float(v) for k, v in metrics.items()}}
-                    bad = [k for k, v in row.items() if not math.isfinite(v)]
-                    if bad:
-                        raise diverged(f"{bad[0]} = {row[bad[0]]}", step)
+                    non_finite = [k for k, v in row.items() if not math.isfinite(v)]
+                    if non_finite:
+                        raise diverged(f"{non_finite[0]} = {row[non_finite[0]]}", step)
                     history.append(row)
                     shown = {k: f"{v:.3g}" for k, v in list(row.items())[1:4]}
                     bar.set_postfix(shown, refresh=False)

@@ -39,6 +39,45 @@ def copy_checkout(dest: Path) -> Path:
     return dest
 
 
+def hf_cache_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
+    """A Hugging Face cache entry for `repo_id` (refs/main -> one snapshot), as a download leaves
+    it; returns the snapshot folder. `missing` files are recorded as known-absent (`.no_exist`),
+    which is how the cache answers offline for files a repository does not have."""
+    base = hub / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / "main").write_text(commit)
+    snap = base / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
+        (base / ".no_exist" / commit / name).touch()
+    return snap
+
+
+def tiny_pythia(root: Path, texts: list[str], vocab_size: int):  # noqa: ANN201
+    """A random, Pythia-shaped 6-layer stand-in with a tokenizer trained on `texts`, saved under
+    `root` (lm/, tok/) and loaded back; weights enlarged so answers vary with the name."""
+    from shared import lm
+    from shared.lm import LMConfig
+    from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+
+    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=vocab_size, min_frequency=1,
+                                                 split_digits=True, train_bytes=10**7,
+                                                 seq_len=32))
+    hf_tokenizer(tok).save_pretrained(str(root / "tok"))
+    cfg = LMConfig(n_layers=6, d_model=32, d_mlp=64, n_heads=2, d_head=16, act_fn="gelu",
+                   normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
+                   parallel_attn_mlp=True, n_ctx=32)
+    d_vocab = tok.get_vocab_size()
+    model = lm.build_model(cfg, d_vocab, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0) if p.ndim > 1 else p.add_(0.3 * torch.randn_like(p))
+    lm.save_model(model, cfg, d_vocab, root / "lm", root / "tok")
+    return lm.load_model(root / "lm", "cpu")
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

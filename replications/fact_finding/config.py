@@ -22,7 +22,7 @@ from replications.fact_finding.toy_memorisation import MemorisationSettings
 from replications.fact_finding.world import WorldConfig
 from shared.config import check, load_profile
 from shared.corpus import CorpusConfig
-from shared.lm import StandInConfig
+from shared.lm_train import StandInConfig
 from shared.tokenizer import TokenizerConfig
 
 CONFIG_DIR = Path(__file__).parent / "config"

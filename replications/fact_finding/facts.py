@@ -27,9 +27,9 @@ class FactPrompts:
     relation: str
     names: tuple[str, ...]
     tokens: Int[Tensor, "n seq"]
-    labels: Int[Tensor, "n"]  # index into `answers`
+    labels: Int[Tensor, " n"]  # index into `answers`
     answers: tuple[str, ...]  # the relation's values, e.g. ("baseball", "basketball", "football")
-    answer_ids: Int[Tensor, "n_answers"]  # first token of " <value>"
+    answer_ids: Int[Tensor, " n_answers"]  # first token of " <value>"
     first_pos: int  # the first-name token
     last_pos: int  # the surname token (where the write-up reads the residual)
     final_pos: int  # the last prompt token ("of"), where the answer is predicted
@@ -37,7 +37,7 @@ class FactPrompts:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, keep: Int[Tensor, "k"] | Sequence[int]) -> "FactPrompts":
+    def subset(self, keep: Int[Tensor, " k"] | Sequence[int]) -> "FactPrompts":
         idx = torch.as_tensor(keep, dtype=torch.long)
         return dataclasses.replace(self, names=tuple(self.names[i] for i in idx.tolist()),
                                    tokens=self.tokens[idx], labels=self.labels[idx])
@@ -102,7 +102,7 @@ def answer_logits(
     return torch.cat(out)
 
 
-def accuracy(logits: Float[Tensor, "n n_answers"], labels: Int[Tensor, "n"]) -> float:
+def accuracy(logits: Float[Tensor, "n n_answers"], labels: Int[Tensor, " n"]) -> float:
     return float((logits.argmax(-1) == labels).float().mean())
 
 

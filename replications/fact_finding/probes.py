@@ -85,7 +85,7 @@ def fit_logistic(
 
 
 def cross_validated_accuracy(
-    X: Float[Tensor, "feature_set n d"], y: Int[Tensor, "n"], n_classes: int,
+    X: Float[Tensor, "feature_set n d"], y: Int[Tensor, " n"], n_classes: int,
     perms: Int[Tensor, "split n"], train_fraction: float, l2: float, max_iter: int,
 ) -> Float[Tensor, "feature_set split"]:
     """Validation accuracy of a probe trained on each split's training rows, for every feature

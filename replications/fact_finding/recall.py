@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from replications.fact_finding.facts import Relation, known_facts, make_prompts, answer_logits
+from replications.fact_finding.facts import Relation, answer_logits, known_facts, make_prompts
 from shared.figures import PALETTE, Provenance, apply_style, plt, save_figure
 
 if TYPE_CHECKING:

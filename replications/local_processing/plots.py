@@ -1,7 +1,7 @@
 """Figures of the local-processing replication, from a `Harvest` and its analysis summary.
 
 Each function returns a matplotlib Figure in the shared style; `all_figures` makes every figure
-of `pipeline.FIGURES`. Colours: contexts on a sequential scale (light = short); the write-up's
+of the manifest (writeup.yaml). Colours: contexts on a sequential scale (light = short); the write-up's
 contrast uses blue for context 5 and red (vermillion) for context 1, as its figure does.
 """
 

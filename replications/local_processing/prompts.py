@@ -33,7 +33,7 @@ def stand_in_prompts(tokens_file: Path, cfg: DataConfig) -> Int[Tensor, "prompts
 
 def paper_prompts(cfg: DataConfig, tokenizer: Any) -> Int[Tensor, "prompts prompt_len"]:
     """The first `n_prompts` rows of the data set (Pile text packed into BOS-first rows)."""
-    from shared.lm import load_token_dataset
+    from shared.token_data import load_token_dataset
 
     if tokenizer is None:
         raise ConfigError(f"the model has no tokenizer to tokenize {cfg.dataset} with")

@@ -1,10 +1,10 @@
 # Local processing (fact finding post 5): do early layers specialise in local processing?
 # Steps as in replications/local_processing/README.md.
 #
-# The model is the fact-finding write-up's (its rules are included before these): its
-# Pythia-shaped 6-layer stand-in in smoke/default (FF_MODEL_INPUT, FF_MODEL_SPEC, prompts from
-# the validation rows of FF_TOKENS), Pythia 2.8B by name in paper (prompts: NeelNanda/pile-10k by
-# name). Nothing is trained here.
+# The model is the fact-finding write-up's, handed over as the named artifacts its manifest
+# provides and ours uses (writeup.yaml): its Pythia-shaped 6-layer stand-in in smoke/default
+# (prompts from the validation rows of its tokens), Pythia 2.8B by name in paper (prompts:
+# NeelNanda/pile-10k by name). Nothing is trained here.
 
 from pathlib import Path
 
@@ -15,22 +15,21 @@ LOCAL_R = pipeline.results_dir(PROFILE, "local_processing")
 LOCAL_FIG = f"{LOCAL_R}/figures"
 LOCAL_LOG = f"{LOGS}/local_processing"
 LOCAL_HARVEST = f"{LOCAL_R}/harvest"
-if (LOCAL.data.source == "stand_in") != FF_STAND_IN:
-    pipeline.fail(ValueError(
-        f"local_processing data.source ({LOCAL.data.source}) does not match the fact-finding "
-        f"model of profile {PROFILE}"))
+LOCAL_STAND_IN = LOCAL.data.source == "stand_in"
+LOCAL_LM = pipeline.handoff(PROFILE, "local_processing", "fact_finding", "lm", LOCAL_STAND_IN)
 # Stand-in: the prompts are validation rows of the stand-in's corpus; paper: none (by name).
-LOCAL_TOKENS = [FF_TOKENS] if FF_STAND_IN else []
-LOCAL_GPU = 0 if FF_STAND_IN else 1
+LOCAL_TOKENS = pipeline.handoff(PROFILE, "local_processing", "fact_finding", "tokens",
+                                LOCAL_STAND_IN).inputs
+LOCAL_GPU = 0 if LOCAL_STAND_IN else 1
 # Paper: Pythia 2.8B in fp32 (11 GB) plus 16k x 32 x 2560 full-context residuals (5 GB).
-LOCAL_MEM = 3000 if FF_STAND_IN else 40000
+LOCAL_MEM = 3000 if LOCAL_STAND_IN else 40000
 
 
 rule local_harvest:
     """Steps 1-3: prompts, full-context and truncated-context residuals after every block,
     mean-centred cosines (all truncated variants batched), random-pair baseline, categories."""
     input:
-        model=FF_MODEL_INPUT,
+        model=LOCAL_LM.inputs,
         tokens=LOCAL_TOKENS,
     output:
         tensors=f"{LOCAL_HARVEST}/harvest.safetensors",
@@ -38,8 +37,7 @@ rule local_harvest:
     params:
         profile=PROFILE,
         # The stand-in's directory (where its files are), or the model's name in paper.
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else FF_MODEL_SPEC),
+        model=model_arg(LOCAL_LM.spec),
         tokens=lambda wildcards, input: f"--tokens {input.tokens}" if input.tokens else "",
         out_dir=lambda wildcards, output: str(Path(output.tensors).parent),
     log:

@@ -2,7 +2,10 @@
 
 Every function takes tensors (SAE weights, the model's W_out / W_U, feature frequencies,
 tokens) and returns numbers or arrays; `plots.py` turns the results into figures and
-`summary_metrics` flattens them into the metrics the claims read. The definitions follow the
+`analysis_results.summary_metrics` flattens them into the metrics the claims read. This module
+holds the settings, an SAE's weights, feature frequencies (section 1) and the ultra-low cluster
+(section 2); the neuron-basis analyses (sections 3-4) are in `neuron_basis.py`, running every
+analysis of one SAE in `analysis_results.py`, the case studies in `case_studies.py`. The definitions follow the
 write-up (Nanda 2023, "Open Source Replication & Commentary on Anthropic's Dictionary Learning
 Paper"):
 
@@ -17,7 +20,7 @@ Paper"):
 * neuron kurtosis: excess kurtosis of each decoder row over neurons, against Gaussian rows;
 * encoder-decoder cosine per feature, and the share of each vector's squared norm in the null
   space of W_out against random directions;
-* case studies: top-activating contexts (streaming top-k) and direct logit effects.
+* case studies (top-activating contexts and logit effects) live in `case_studies.py`.
 
 Shapes follow shared/sae.py for one instance: W_enc [d_in, d_sae] (a feature's encoder vector is
 a column), W_dec [d_sae, d_in] (its decoder vector is a row); d_in = d_mlp here.
@@ -39,7 +42,7 @@ from shared.config import check
 from shared.sae import SAE
 
 # The write-up's published values, shown beside ours in figure titles.
-WRITEUP: Mapping[str, float] = {
+PUBLISHED: Mapping[str, float] = {
     "ultra_low_fraction": 0.60,
     "dead_fraction": 0.0,
     "ultra_low_cos_gt_095_share": 0.975,
@@ -59,7 +62,6 @@ CLASS_NAMES: tuple[str, ...] = ("dense", "1-sparse", "10-ish-sparse")
 
 ActsFn = Callable[[Int[Tensor, "batch pos"]], Float[Tensor, "batch pos d_in"]]
 EncodeFn = Callable[[Float[Tensor, "batch pos d_in"]], Float[Tensor, "batch pos feat"]]
-DecodeFn = Callable[[int], str]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,28 +90,6 @@ class AnalysisSettings:
             check(0 < getattr(self, name) < 1, f"{name} must lie in (0, 1)")
         check(self.n_random_baseline >= 2, "n_random_baseline must be at least 2")
         check(self.n_singular_directions >= 1, "n_singular_directions must be at least 1")
-
-
-@dataclasses.dataclass(frozen=True)
-class CaseStudySettings:
-    """Which features get case studies and how much of each is shown."""
-
-    n_features: int  # write-up: the first 8 non-ultra-low features
-    min_activations: int  # a candidate must fire on at least this many evaluation tokens
-    n_contexts: int  # top-activating contexts per feature (one per sequence)
-    window_before: int  # tokens shown before the max-activating token
-    window_after: int  # tokens shown after it
-    n_logit_tokens: int  # top positive and top negative logit effects listed
-    batch_size: int  # sequences per model forward pass
-    exclude_first_position: bool  # skip position 0 (BOS), whose activations are atypical
-
-    def __post_init__(self) -> None:
-        check(self.n_features >= 1, "n_features must be at least 1")
-        check(self.min_activations >= 1, "min_activations must be at least 1")
-        check(self.n_contexts >= 1, "n_contexts must be at least 1")
-        check(self.window_before >= 0 and self.window_after >= 0, "windows must be >= 0")
-        check(self.n_logit_tokens >= 1, "n_logit_tokens must be at least 1")
-        check(self.batch_size >= 1, "batch_size must be at least 1")
 
 
 def sub_generator(seed: int, name: str) -> torch.Generator:
@@ -357,7 +337,7 @@ def max_cluster_cofiring(
         return math.nan, -1, -1
     encode = feature_encoder(weights, cluster.nonzero().flatten())
     best, where = -1.0, (-1, -1)
-    for start, acts in _batched_feature_acts(tokens, acts_fn, encode, batch_size):
+    for start, acts in batched_feature_acts(tokens, acts_fn, encode, batch_size):
         share = (acts > 0).float().mean(-1).cpu()  # [batch, pos]
         value = float(share.max())
         if value > best:
@@ -367,195 +347,7 @@ def max_cluster_cofiring(
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Neuron-basis sparsity and kurtosis of decoder rows.
-
-
-@dataclasses.dataclass(frozen=True)
-class NeuronSparsity:
-    """Per-feature fraction of the decoder row's squared norm in its top neurons, and class."""
-
-    fve_top_1: Float[Tensor, " n"]
-    fve_next_9: Float[Tensor, " n"]
-    classes: Int[Tensor, " n"]  # DENSE, ONE_SPARSE or TEN_SPARSE
-    settings: AnalysisSettings
-
-    @property
-    def fve_top_10(self) -> Float[Tensor, " n"]:
-        return self.fve_top_1 + self.fve_next_9
-
-    def share(self, cls: int) -> float:
-        return _share(self.classes == cls)
-
-
-def neuron_sparsity(rows: Float[Tensor, "n d_mlp"], settings: AnalysisSettings) -> NeuronSparsity:
-    """Classify decoder rows (in the neuron basis) as dense, 1-sparse or 10-ish-sparse.
-
-    fve_top_1 / fve_next_9: share of the row's squared norm in its largest neuron / the next
-    9. Dense: fve_top_10 < 0.35; 1-sparse: fve_top_1 > 0.35 and fve_next_9 < 0.1; the rest
-    10-ish-sparse (write-up: 92.1 / 3.9 / 4.0 %). The write-up uses decoder rows, being closer
-    to the feature's 'true' direction than the interference-aware encoder.
-    """
-    check(rows.shape[-1] >= 10, "neuron_sparsity needs at least 10 neurons")
-    sq = rows.double().pow(2)
-    top = sq.topk(10, dim=-1).values / sq.sum(-1, keepdim=True).clamp_min(1e-300)
-    top_1, next_9 = top[:, 0], top[:, 1:].sum(-1)
-    one_sparse = (top_1 > settings.one_sparse_min_fve_top_1) & (
-        next_9 < settings.one_sparse_max_fve_next_9)
-    dense = (top_1 + next_9) < settings.dense_max_fve_top_10
-    classes = torch.full_like(top_1, TEN_SPARSE, dtype=torch.long)
-    classes[one_sparse] = ONE_SPARSE
-    classes[dense] = DENSE  # disjoint from 1-sparse: fve_top_1 > 0.35 implies fve_top_10 > 0.35
-    return NeuronSparsity(top_1, next_9, classes, settings)
-
-
-def excess_kurtosis(rows: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
-    """Excess kurtosis of each row over its entries: m4 / m2^2 - 3 (mean-centred, biased
-    moments, as scipy.stats.kurtosis). 0 for Gaussian entries, large for neuron-sparse rows."""
-    x = rows.double()
-    centred = x - x.mean(-1, keepdim=True)
-    m2 = centred.pow(2).mean(-1)
-    m4 = centred.pow(4).mean(-1)
-    return m4 / m2.pow(2).clamp_min(1e-300) - 3.0
-
-
-@dataclasses.dataclass(frozen=True)
-class KurtosisComparison:
-    """Neuron kurtosis of decoder rows and of Gaussian rows of the same shape."""
-
-    real: Float[Tensor, " n"]
-    gaussian: Float[Tensor, " n"]
-
-
-def kurtosis_comparison(rows: Float[Tensor, "n d_mlp"], seed: int) -> KurtosisComparison:
-    """Kurtosis of each decoder row vs a Gaussian baseline (a random rotation makes any row's
-    entries Gaussian, so the baseline is what an unprivileged basis would give)."""
-    gauss = torch.randn(rows.shape, generator=sub_generator(seed, "kurtosis gaussian"),
-                        dtype=torch.float64)
-    return KurtosisComparison(excess_kurtosis(rows), excess_kurtosis(gauss))
-
-
-# ---------------------------------------------------------------------------------------------
-# 4. Encoder vs decoder, and the null space of W_out.
-
-
-def encoder_decoder_cosine(weights: SAEWeights) -> Float[Tensor, " d_sae"]:
-    """Cosine between each feature's encoder vector and decoder row (write-up median 0.5)."""
-    return einops.einsum(_unit(weights.encoder_vectors().double()), _unit(weights.W_dec.double()),
-                         "d_sae d_in, d_sae d_in -> d_sae")
-
-
-def row_space_basis(W_out: Float[Tensor, "d_mlp d_model"]) -> Float[Tensor, "d_mlp rank"]:
-    """Orthonormal basis of the neuron-space directions W_out does not send to zero (its
-    column space); the null space is their (d_mlp - rank)-dim orthogonal complement."""
-    U, S, _ = torch.linalg.svd(W_out.double(), full_matrices=False)
-    tol = S.max() * max(W_out.shape) * torch.finfo(torch.float64).eps
-    return U[:, S > tol]
-
-
-def nullspace_share(
-    vectors: Float[Tensor, "n d_mlp"], W_out: Float[Tensor, "d_mlp d_model"]
-) -> Float[Tensor, " n"]:
-    """Share of each vector's squared norm in the null space of W_out (v @ W_out = 0 there):
-    the part an MLP-activation direction contributes nothing to the residual stream with."""
-    basis = row_space_basis(W_out)
-    v = vectors.double()
-    kept = einops.einsum(v, basis, "n d_mlp, d_mlp rank -> n rank").pow(2).sum(-1)
-    return 1.0 - kept / v.pow(2).sum(-1).clamp_min(1e-300)
-
-
-def random_nullspace_moments(d_mlp: int, rank: int) -> tuple[float, float]:
-    """Exact mean and std of the null-space share of a uniformly random direction: the share
-    is Beta((d_mlp - rank)/2, rank/2); gelu-1l (2048, 512) gives 0.75 and 0.0135."""
-    a, b = (d_mlp - rank) / 2, rank / 2
-    return a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-
-
-@dataclasses.dataclass(frozen=True)
-class NullspaceComparison:
-    """Null-space shares of encoder vectors, decoder rows and random directions."""
-
-    enc: Float[Tensor, " n"]
-    dec: Float[Tensor, " n"]
-    random: Float[Tensor, " n_random"]
-    d_mlp: int
-    rank: int
-
-    @property
-    def expected_random_mean(self) -> float:
-        return random_nullspace_moments(self.d_mlp, self.rank)[0]
-
-    @property
-    def expected_random_std(self) -> float:
-        return random_nullspace_moments(self.d_mlp, self.rank)[1]
-
-
-def nullspace_comparison(
-    weights: SAEWeights, features: Int[Tensor, " n"], W_out: Float[Tensor, "d_mlp d_model"],
-    settings: AnalysisSettings,
-) -> NullspaceComparison:
-    """Null-space shares of the chosen features' encoder and decoder vectors, and of
-    `n_random_baseline` random unit vectors (write-up baseline: mean 0.75, std 0.013)."""
-    d_mlp = W_out.shape[0]
-    check(weights.d_in == d_mlp, f"SAE d_in {weights.d_in} != W_out's d_mlp {d_mlp}")
-    rand = torch.randn(settings.n_random_baseline, d_mlp, dtype=torch.float64,
-                       generator=sub_generator(settings.seed, "nullspace random"))
-    return NullspaceComparison(
-        enc=nullspace_share(weights.encoder_vectors()[features], W_out),
-        dec=nullspace_share(weights.W_dec[features], W_out),
-        random=nullspace_share(rand, W_out),
-        d_mlp=d_mlp,
-        rank=row_space_basis(W_out).shape[1],
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Everything about one SAE's weights.
-
-
-@dataclasses.dataclass(frozen=True)
-class SAEAnalysis:
-    """All weight-based analyses of one SAE (sections 1 to 4)."""
-
-    frequencies: FrequencySummary
-    cluster: UltraLowCluster
-    normal_features: Int[Tensor, " n"]  # indices of the non-ultra-low, non-dead features
-    sparsity: NeuronSparsity  # over normal_features
-    kurtosis: KurtosisComparison  # over normal_features
-    enc_dec_cosine: Float[Tensor, " n"]  # over normal_features
-    nullspace: NullspaceComparison  # over normal_features
-
-
-def analyse_sae(
-    weights: SAEWeights, frequencies: FrequencySummary, W_out: Float[Tensor, "d_mlp d_model"],
-    settings: AnalysisSettings,
-) -> SAEAnalysis:
-    """Run sections 1-4 on one SAE. Like the write-up, the decoder, kurtosis, cosine and
-    null-space analyses use the non-ultra-low features only (dead ones are left out too)."""
-    normal = frequencies.normal.nonzero().flatten()
-    dec = weights.W_dec[normal]
-    return SAEAnalysis(
-        frequencies=frequencies,
-        cluster=ultra_low_cluster(weights, frequencies.ultra_low, settings),
-        normal_features=normal,
-        sparsity=neuron_sparsity(dec, settings),
-        kurtosis=kurtosis_comparison(dec, settings.seed),
-        enc_dec_cosine=encoder_decoder_cosine(weights)[normal],
-        nullspace=nullspace_comparison(weights, normal, W_out, settings),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# 5. Case studies: top-activating contexts and logit effects.
-
-
-def select_case_features(
-    frequencies: FrequencySummary, settings: CaseStudySettings
-) -> Int[Tensor, " k"]:
-    """The write-up's rule ('the first 8 non-ultra-low features'): the lowest-index features
-    that are not ultra-low and fired on at least `min_activations` evaluation tokens."""
-    counts = frequencies.freqs * frequencies.n_tokens
-    ok = frequencies.normal & (counts >= settings.min_activations - 0.5)
-    return ok.nonzero().flatten()[: settings.n_features]
+# Feature activations from the model's MLP (the cluster's co-firing; the case studies).
 
 
 def feature_encoder(weights: SAEWeights, features: Int[Tensor, " feat"]) -> EncodeFn:
@@ -589,266 +381,10 @@ def hooked_acts_fn(model: torch.nn.Module, hook_name: str) -> ActsFn:
     return acts
 
 
-def _batched_feature_acts(
+def batched_feature_acts(
     tokens: Int[Tensor, "seq pos"], acts_fn: ActsFn, encode: EncodeFn, batch_size: int
 ) -> Iterator[tuple[int, Float[Tensor, "batch pos feat"]]]:
     for start in range(0, tokens.shape[0], batch_size):
         with torch.no_grad():  # closed before yielding, so grad mode never leaks to the caller
             acts = encode(acts_fn(tokens[start:start + batch_size]))
         yield start, acts
-
-
-@dataclasses.dataclass(frozen=True)
-class TopK:
-    """Per feature, the k sequences with the highest max activation, best first."""
-
-    values: Float[Tensor, "feat k"]  # -inf where fewer than k sequences were seen
-    seq: Int[Tensor, "feat k"]  # sequence index (-1 where empty)
-    pos: Int[Tensor, "feat k"]  # position of the max within the sequence
-
-
-class StreamingTopK:
-    """Running top-k over batches of activations; memory O(features x k), not O(tokens).
-
-    One context per sequence (its max-activating token), so shown windows never overlap.
-    """
-
-    def __init__(self, n_features: int, k: int) -> None:
-        self.k = k
-        self.values = torch.full((n_features, k), -math.inf)
-        self.seq = torch.full((n_features, k), -1, dtype=torch.long)
-        self.pos = torch.full((n_features, k), -1, dtype=torch.long)
-
-    def update(self, acts: Float[Tensor, "batch pos feat"], first_seq: int,
-               exclude_first_position: bool) -> None:
-        """Merge a batch whose first sequence has global index `first_seq`."""
-        acts = acts.detach().float()
-        if exclude_first_position:
-            acts = acts.clone()
-            acts[:, 0] = -math.inf
-        best, where = acts.max(dim=1)  # [batch, feat]: each sequence's max and its position
-        best, where = best.cpu(), where.cpu()  # reduce on the device, merge on the CPU
-        n_batch = acts.shape[0]
-        seq_ids = torch.arange(first_seq, first_seq + n_batch)
-        values = torch.cat([self.values, einops.rearrange(best, "batch feat -> feat batch")], 1)
-        seq = torch.cat([self.seq, einops.repeat(seq_ids, "batch -> feat batch",
-                                                 feat=acts.shape[-1])], 1)
-        pos = torch.cat([self.pos, einops.rearrange(where, "batch feat -> feat batch")], 1)
-        top = values.topk(self.k, dim=1)
-        self.values = top.values
-        self.seq = seq.gather(1, top.indices)
-        self.pos = pos.gather(1, top.indices)
-
-    def result(self) -> TopK:
-        return TopK(self.values.clone(), self.seq.clone(), self.pos.clone())
-
-
-def top_activations(
-    tokens: Int[Tensor, "seq pos"], acts_fn: ActsFn, encode: EncodeFn, n_features: int,
-    settings: CaseStudySettings,
-) -> TopK:
-    """Streaming top-k of `encode(acts_fn(tokens))` over all evaluation sequences."""
-    topk = StreamingTopK(n_features, settings.n_contexts)
-    for start, acts in _batched_feature_acts(tokens, acts_fn, encode, settings.batch_size):
-        topk.update(acts, start, settings.exclude_first_position)
-    return topk.result()
-
-
-@dataclasses.dataclass(frozen=True)
-class Contexts:
-    """Token windows around each top activation, with the feature's activation per token."""
-
-    tokens: Int[Tensor, "feat k window"]  # -1 outside the sequence or for empty slots
-    acts: Float[Tensor, "feat k window"]  # 0 where tokens is -1
-    centre: int  # index of the max-activating token within the window
-
-
-def context_windows(
-    tokens: Int[Tensor, "seq pos"], topk: TopK, acts_fn: ActsFn, encode: EncodeFn,
-    settings: CaseStudySettings,
-) -> Contexts:
-    """Windows of `window_before` + 1 + `window_after` tokens around each top activation.
-
-    Only the (at most features x k) selected sequences are run again, to colour every token
-    of the window by the feature's activation.
-    """
-    n_feat, k = topk.seq.shape
-    used = topk.seq.clamp_min(0).flatten().unique()
-    seq_acts = torch.cat([encode(acts_fn(tokens[used[i:i + settings.batch_size]])).cpu()
-                          for i in range(0, len(used), settings.batch_size)])  # [used, pos, feat]
-    row = torch.searchsorted(used, topk.seq.clamp_min(0))  # [feat, k] -> row of seq_acts
-    offsets = torch.arange(-settings.window_before, settings.window_after + 1)
-    pos = topk.pos.clamp_min(0)[..., None] + offsets  # [feat, k, window]
-    seq_len = tokens.shape[1]
-    valid = (pos >= 0) & (pos < seq_len) & (topk.seq >= 0)[..., None]
-    pos_c = pos.clamp(0, seq_len - 1)
-    win_tokens = tokens[topk.seq.clamp_min(0)[..., None], pos_c]
-    feat = torch.arange(n_feat)[:, None, None].expand_as(pos_c)
-    win_acts = seq_acts[row[..., None].expand_as(pos_c), pos_c, feat]
-    return Contexts(
-        tokens=torch.where(valid, win_tokens, torch.full_like(win_tokens, -1)),
-        acts=torch.where(valid, win_acts, torch.zeros_like(win_acts)),
-        centre=settings.window_before,
-    )
-
-
-def logit_effects(
-    directions: Float[Tensor, "feat d_mlp"], W_out: Float[Tensor, "d_mlp d_model"],
-    W_U: Float[Tensor, "d_model d_vocab"], ln_final_w: Float[Tensor, " d_model"] | None,
-) -> Float[Tensor, "feat d_vocab"]:
-    """Direct logit effect of each decoder row: centre(row @ W_out) * ln_final.w @ W_U.
-
-    A linear approximation of the final LayerNorm: its centring and weight are applied, its
-    1/scale is not (a positive number shared by all tokens, so the ranking is unchanged).
-    Pass ln_final_w=None for models whose LN weight is folded into W_U.
-    """
-    resid = einops.einsum(directions.double(), W_out.double(),
-                          "feat d_mlp, d_mlp d_model -> feat d_model")
-    resid = resid - resid.mean(-1, keepdim=True)
-    if ln_final_w is not None:
-        resid = resid * ln_final_w.double()
-    logits = einops.einsum(resid, W_U.double(), "feat d_model, d_model d_vocab -> feat d_vocab")
-    # Only differences between logits matter to the softmax.
-    return logits - logits.mean(-1, keepdim=True)
-
-
-LOGIT_NOTE = ("direct logit effect: decoder row @ W_out, centred and scaled by ln_final.w "
-              "(the final LayerNorm's 1/scale left out), @ W_U, minus its mean over the vocabulary")
-
-
-@dataclasses.dataclass(frozen=True)
-class CaseStudy:
-    """One feature: where it fires most, and which tokens it promotes and suppresses."""
-
-    feature: int
-    frequency: float
-    label: str  # e.g. its neuron-sparsity class and kurtosis, for the header
-    context_tokens: Int[Tensor, "k window"]
-    context_acts: Float[Tensor, "k window"]
-    max_acts: Float[Tensor, " k"]
-    centre: int
-    top_token_ids: Int[Tensor, " n"]
-    top_token_effects: Float[Tensor, " n"]
-    bottom_token_ids: Int[Tensor, " n"]
-    bottom_token_effects: Float[Tensor, " n"]
-
-
-def case_studies(
-    weights: SAEWeights, frequencies: FrequencySummary, features: Int[Tensor, " feat"],
-    tokens: Int[Tensor, "seq pos"], acts_fn: ActsFn, W_out: Float[Tensor, "d_mlp d_model"],
-    W_U: Float[Tensor, "d_model d_vocab"], ln_final_w: Float[Tensor, " d_model"] | None,
-    settings: CaseStudySettings, analysis_settings: AnalysisSettings,
-) -> list[CaseStudy]:
-    """Top-activating contexts and logit effects of `features` (see select_case_features);
-    `analysis_settings` supplies the sparsity-class thresholds shown in each header."""
-    encode = feature_encoder(weights, features)
-    topk = top_activations(tokens, acts_fn, encode, len(features), settings)
-    ctx = context_windows(tokens, topk, acts_fn, encode, settings)
-    effects = logit_effects(weights.W_dec[features], W_out, W_U, ln_final_w)
-    n = settings.n_logit_tokens
-    top, bottom = effects.topk(n, dim=-1), (-effects).topk(n, dim=-1)
-    dec = weights.W_dec[features]
-    sparsity_class = neuron_sparsity(dec, analysis_settings).classes
-    kurt = excess_kurtosis(dec)
-    enc_dec = encoder_decoder_cosine(weights)[features]
-    return [
-        CaseStudy(
-            feature=int(f),
-            frequency=float(frequencies.freqs[f]),
-            label=(f"{CLASS_NAMES[int(sparsity_class[i])]}, kurtosis {float(kurt[i]):.1f}, "
-                   f"enc-dec cos {float(enc_dec[i]):.2f}"),
-            context_tokens=ctx.tokens[i],
-            context_acts=ctx.acts[i].float(),
-            max_acts=topk.values[i],
-            centre=ctx.centre,
-            top_token_ids=top.indices[i],
-            top_token_effects=top.values[i].float(),
-            bottom_token_ids=bottom.indices[i],
-            bottom_token_effects=-bottom.values[i].float(),
-        )
-        for i, f in enumerate(features.tolist())
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Metrics for the claims.
-
-
-def _median(x: Tensor) -> float:
-    return float(x.double().quantile(0.5)) if x.numel() else math.nan
-
-
-def _mean(x: Tensor) -> float:
-    return float(x.double().mean()) if x.numel() else math.nan
-
-
-def _std(x: Tensor) -> float:
-    return float(x.double().std()) if x.numel() > 1 else math.nan
-
-
-def summary_metrics(
-    analysis: SAEAnalysis,
-    seed_mean_cosine: float | None,
-    orthogonal: OrthogonalRetrain | None,
-    cofiring: float | None,
-) -> dict[str, float]:
-    """Every number the claims need, flat. Names carry no dots (claims use dotted paths);
-    NaN where a quantity is undefined (e.g. no ultra-low features), which write_json stores
-    as null and the scorecard shows as missing."""
-    fr, cl, sp, ku, ns = (analysis.frequencies, analysis.cluster, analysis.sparsity,
-                          analysis.kurtosis, analysis.nullspace)
-    gauss_p99 = float(torch.quantile(ku.gaussian, 0.99)) if ku.gaussian.numel() else math.nan
-    random_std = _std(ns.random)
-    out: dict[str, float] = {
-        "n_features": float(fr.freqs.numel()),
-        "n_eval_tokens": float(fr.n_tokens),
-        "dead_fraction": fr.dead_fraction,
-        "ultra_low_fraction": fr.ultra_low_fraction,
-        "normal_fraction": _share(fr.normal),
-        "median_log10_frequency_normal": _median(fr.freqs[fr.normal].log10()),
-        "ultra_low_n": float(cl.n),
-        "ultra_low_cos_gt_095_share": cl.cos_gt_share,
-        "ultra_low_median_cos_with_mean": _median(cl.enc_cos_with_mean),
-        "ultra_low_decoder_median_cos_with_mean": _median(cl.dec_cos_with_mean),
-        "ultra_low_encoder_top_sv_fve": float(cl.enc_spectrum[0]),
-        "ultra_low_decoder_top_sv_fve": float(cl.dec_spectrum[0]),
-        "ultra_low_gaussian_top_sv_fve": float(cl.gaussian_spectrum[0]),
-        "ultra_low_median_projection": _median(cl.projections),
-        "dense_share": sp.share(DENSE),
-        "one_sparse_share": sp.share(ONE_SPARSE),
-        "ten_sparse_share": sp.share(TEN_SPARSE),
-        "median_kurtosis": _median(ku.real),
-        "median_gaussian_kurtosis": _median(ku.gaussian),
-        "kurtosis_excess_over_gaussian": _median(ku.real) - _median(ku.gaussian),
-        "kurtosis_above_gaussian_p99_share": _share(ku.real > gauss_p99),
-        "max_kurtosis": float(ku.real.max()) if ku.real.numel() else math.nan,
-        "median_enc_dec_cosine": _median(analysis.enc_dec_cosine),
-        "nullspace_share_mean_enc": _mean(ns.enc),
-        "nullspace_share_mean_dec": _mean(ns.dec),
-        "nullspace_share_std_enc": _std(ns.enc),
-        "nullspace_share_std_dec": _std(ns.dec),
-        "nullspace_random_mean": _mean(ns.random),
-        "nullspace_random_std": random_std,
-        "nullspace_random_expected_mean": ns.expected_random_mean,
-        "nullspace_random_expected_std": ns.expected_random_std,
-        "nullspace_std_ratio_enc": _std(ns.enc) / random_std,
-        "nullspace_std_ratio_dec": _std(ns.dec) / random_std,
-        "seed_mean_cosine": math.nan if seed_mean_cosine is None else seed_mean_cosine,
-        "ultra_low_max_cofiring_share": math.nan if cofiring is None else cofiring,
-    }
-    if orthogonal is not None:
-        out |= {
-            "orthogonal_retrain_ultra_low_fraction": orthogonal.frequencies.ultra_low_fraction,
-            "orthogonal_retrain_dead_fraction": orthogonal.frequencies.dead_fraction,
-            "orthogonal_retrain_cos_gt_095_share": orthogonal.cluster.cos_gt_share,
-            "orthogonal_retrain_median_cos_with_mean":
-                _median(orthogonal.cluster.enc_cos_with_mean),
-            "orthogonal_new_vs_old_mean_cosine": orthogonal.old_vs_new_mean_cosine,
-            "orthogonal_max_abs_enc_cos_with_old": orthogonal.max_abs_enc_cos_with_old,
-        }
-    else:
-        out |= {k: math.nan for k in (
-            "orthogonal_retrain_ultra_low_fraction", "orthogonal_retrain_dead_fraction",
-            "orthogonal_retrain_cos_gt_095_share", "orthogonal_retrain_median_cos_with_mean",
-            "orthogonal_new_vs_old_mean_cosine", "orthogonal_max_abs_enc_cos_with_old")}
-    return out

@@ -21,10 +21,11 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from replications.monosemanticity.analysis import AnalysisSettings, CaseStudySettings
+from replications.monosemanticity.analysis import AnalysisSettings
+from replications.monosemanticity.case_studies import CaseStudySettings
 from shared.config import check, load_profile
 from shared.corpus import CorpusConfig
-from shared.lm import StandInConfig
+from shared.lm_train import StandInConfig
 from shared.sae import SAEConfig
 from shared.tokenizer import TokenizerConfig
 

@@ -20,18 +20,18 @@ from torch import Tensor
 from replications.monosemanticity.analysis import (
     CLASS_NAMES,
     DENSE,
-    LOGIT_NOTE,
     ONE_SPARSE,
+    PUBLISHED,
     TEN_SPARSE,
-    WRITEUP,
-    CaseStudy,
-    DecodeFn,
     FrequencySummary,
+    OrthogonalRetrain,
+    UltraLowCluster,
+)
+from replications.monosemanticity.case_studies import LOGIT_NOTE, CaseStudy, DecodeFn
+from replications.monosemanticity.neuron_basis import (
     KurtosisComparison,
     NeuronSparsity,
     NullspaceComparison,
-    OrthogonalRetrain,
-    UltraLowCluster,
 )
 from shared.figures import PALETTE, apply_style
 
@@ -263,7 +263,7 @@ def plot_neuron_sparsity(sparsity: NeuronSparsity) -> plt.Figure:
         m = cls == c
         ax.scatter(x[m], y[m], s=size, alpha=0.5, linewidths=0, color=CLASS_COLOURS[c],
                    label=f"{CLASS_NAMES[c]} {_pct(sparsity.share(c))} "
-                         f"(write-up {100 * WRITEUP[refs[c]]:.1f}%)", rasterized=len(x) > 5000)
+                         f"(write-up {100 * PUBLISHED[refs[c]]:.1f}%)", rasterized=len(x) > 5000)
     d = s.dense_max_fve_top_10
     ax.plot([0, d], [d, 0], color="black", linestyle="--", linewidth=1,
             label=f"dense below: top-10 < {d:g}")
@@ -295,7 +295,7 @@ def plot_kurtosis(kurtosis: KurtosisComparison, clip_quantile: float) -> plt.Fig
     n_over = int((real > clip).sum())
     note = (f"{n_over} rows ({100 * n_over / len(real):.1f}%) above {clip:.3g}\n"
             f"piled into the last bin\n(max {real.max():.3g}; write-up's tail to "
-            f"~{WRITEUP['kurtosis_clip']:.0f})"
+            f"~{PUBLISHED['kurtosis_clip']:.0f})"
             if n_over else f"nothing clipped (max {real.max():.3g})")
     ax_l.text(0.98, 0.62, note, transform=ax_l.transAxes, ha="right", va="top", fontsize=7)
     ax_l.set_xlabel("excess kurtosis over neurons" + (" (clipped)" if n_over else ""))
@@ -328,7 +328,7 @@ def plot_enc_dec_cosine(cosine: Tensor) -> plt.Figure:
     ax.hist(c, bins=np.linspace(min(-0.2, float(c.min())), 1, 61), color=NORMAL_C)
     med = float(np.median(c))
     ax.axvline(med, color="black", linestyle="--", linewidth=1, label=f"median {med:.2f}")
-    ax.axvline(WRITEUP["median_enc_dec_cosine"], color=ULTRA_C, linestyle=":", linewidth=1.4,
+    ax.axvline(PUBLISHED["median_enc_dec_cosine"], color=ULTRA_C, linestyle=":", linewidth=1.4,
                label="write-up median 0.5")
     ax.legend(loc="upper left", frameon=False)
     ax.set_xlabel("cosine(encoder vector, decoder row)")

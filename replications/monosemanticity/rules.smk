@@ -1,10 +1,10 @@
 # Monosemanticity replication: an SAE on the MLP of a 1-layer GELU LM (open-source replication of
 # Anthropic's "Towards Monosemanticity"). Steps as in replications/monosemanticity/README.md.
 #
-# The rule graph depends on the profile: smoke and default train a gelu-1l-shaped stand-in here
-# (mono_corpus -> mono_tokenizer -> mono_lm); paper reads gelu-1l and c4-code-tokenized-2b by name
-# (mono_paper_data, mono_lm_reference) and never builds a corpus or trains an LM. Later LM
-# write-ups can reuse the stand-in through rules.mono_lm.output / rules.mono_tokenizer.output.
+# The rule graph depends on the profile: smoke and default read a gelu-1l-shaped stand-in from
+# the model zoo (shared/zoo.smk builds it from this write-up's corpus / tokenizer / lm settings);
+# paper reads gelu-1l and c4-code-tokenized-2b by name (mono_paper_data, mono_lm_reference) and
+# never builds a corpus or trains an LM.
 
 from pathlib import Path
 
@@ -22,9 +22,10 @@ MONO_GPU = 0 if MONO_STAND_IN else 1
 MONO_MEM = 3000 if MONO_STAND_IN else 40000
 MONO_LM_DIR = f"{MONO_R}/lm"
 if MONO_STAND_IN:
-    MONO_TOKENS = f"{MONO_R}/tokenizer/tokens.safetensors"
-    MONO_MODEL_INPUT = [f"{MONO_LM_DIR}/model.safetensors", f"{MONO_LM_DIR}/lm_config.json"]
-    MONO_LM_METRICS = f"{MONO_LM_DIR}/history.json"
+    MONO_LM = zoo_stand_in("gelu-1l-stand-in", "monosemanticity", MONO)
+    MONO_TOKENS = MONO_LM.tokens
+    MONO_MODEL_INPUT = MONO_LM.inputs
+    MONO_LM_METRICS = MONO_LM.history
 else:
     MONO_TOKENS = f"{MONO_R}/data/tokens.safetensors"
     MONO_MODEL_INPUT = []
@@ -48,79 +49,23 @@ MONO_SAE = {
 
 if MONO_STAND_IN:
 
-    rule mono_corpus:
-        """Step 1a (stand-in only): prose + Python code corpus, 80/20 like gelu-1l's data."""
-        output:
-            train=f"{MONO_R}/corpus/train.txt",
-            val=f"{MONO_R}/corpus/val.txt",
-            manifest=f"{MONO_R}/corpus/manifest.json",
-        params:
-            profile=PROFILE,
-            out_dir=lambda wildcards, output: str(Path(output.manifest).parent),
-        log:
-            f"{MONO_LOG}/corpus.log",
-        threads: 1
-        resources:
-            mem_mb=2000,
-        conda:
-            ENV
-        shell:
-            "python -m shared.scripts.build_corpus --writeup monosemanticity "
-            "--profile {params.profile} --out-dir {params.out_dir} 2>&1 | tee {log}"
-
-    rule mono_tokenizer:
-        """Step 1b (stand-in only): byte-level BPE (digits split) and 128-token rows, BOS first."""
+    rule mono_lm_loss:
+        """Step 1 (stand-in): the zoo stand-in's training curve is this write-up's first figure."""
         input:
-            train=rules.mono_corpus.output.train,
-            val=rules.mono_corpus.output.val,
+            loss=MONO_LM.loss,
+            loss_pdf=MONO_LM.loss_pdf,
         output:
-            tokenizer=f"{MONO_R}/tokenizer/tokenizer.json",
-            tokens=f"{MONO_R}/tokenizer/tokens.safetensors",
-            manifest=f"{MONO_R}/tokenizer/manifest.json",
-        params:
-            profile=PROFILE,
-            corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
-            out_dir=lambda wildcards, output: str(Path(output.tokens).parent),
-        log:
-            f"{MONO_LOG}/tokenizer.log",
-        threads: 1
-        resources:
-            mem_mb=3000,
-        conda:
-            ENV
-        shell:
-            "python -m shared.scripts.train_tokenizer --writeup monosemanticity "
-            "--profile {params.profile} --corpus-dir {params.corpus_dir} "
-            "--out-dir {params.out_dir} 2>&1 | tee {log}"
-
-    rule mono_lm:
-        """Step 1c (stand-in only): train the 1-layer GELU stand-in for gelu-1l; loss curve."""
-        input:
-            tokens=rules.mono_tokenizer.output.tokens,
-            tokenizer=rules.mono_tokenizer.output.tokenizer,
-        output:
-            model=f"{MONO_LM_DIR}/model.safetensors",
-            config=f"{MONO_LM_DIR}/lm_config.json",
-            history=f"{MONO_LM_DIR}/history.json",
             loss=figure_output("monosemanticity", "lm_loss"),
             loss_pdf=f"{MONO_FIG}/lm_loss.pdf",
-        params:
-            profile=PROFILE,
-            ckpt=MONO_CKPT,
-            tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
-            out_dir=lambda wildcards, output: str(Path(output.model).parent),
         log:
-            f"{MONO_LOG}/lm.log",
+            f"{MONO_LOG}/lm_loss.log",
         threads: 1
         resources:
-            mem_mb=3000,
+            mem_mb=200,
         conda:
             ENV
         shell:
-            "python -m shared.scripts.train_lm --writeup monosemanticity "
-            "--profile {params.profile} --tokens {input.tokens} "
-            "--tokenizer-dir {params.tokenizer_dir} --out-dir {params.out_dir} "
-            "--checkpoint-dir {params.ckpt} --figure {output.loss} --threads {threads} "
+            "(cp -v {input.loss} {output.loss} && cp -v {input.loss_pdf} {output.loss_pdf}) "
             "2>&1 | tee {log}"
 
 else:

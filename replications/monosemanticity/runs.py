@@ -22,8 +22,8 @@ import dataclasses
 import math
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,10 +53,7 @@ def load_lm(spec: str | Path, device: str = "auto"):
     """The LM, weights processed as `HookedTransformer.from_pretrained` does (folded LN)."""
     from shared.lm import load_model
 
-    model = load_model(spec, device, processed=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return load_model(spec, device, processed=True, frozen=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Literal
 from replications.steering.docs import DocsConfig
 from shared.config import check, load_profile
 from shared.corpus import CorpusConfig
-from shared.lm import StandInConfig
+from shared.lm_train import StandInConfig
 from shared.sae import SAEConfig
 from shared.tokenizer import TokenizerConfig
 

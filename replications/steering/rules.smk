@@ -3,9 +3,10 @@
 # frontiers of P(successful rollout) against spliced LM loss. Steps as in
 # replications/steering/README.md.
 #
-# The rule graph depends on the profile: smoke and default train a GPT-2-shaped stand-in here
-# (steer_docs -> steer_corpus -> steer_tokenizer -> steer_lm, plus steer_corpus_report); paper
-# reads GPT-2 XL and OpenWebText tokens by name (steer_paper_data) and trains no LM.
+# The rule graph depends on the profile: smoke and default read a GPT-2-shaped stand-in from the
+# model zoo (shared/zoo.smk trains it on the local corpus plus steer_docs' documents, from this
+# write-up's corpus / tokenizer / lm settings; steer_corpus_report describes it); paper reads
+# GPT-2 XL and OpenWebText tokens by name (steer_paper_data) and trains no LM.
 
 from pathlib import Path
 
@@ -20,16 +21,17 @@ STEER_STAND_IN = STEER.model.source == "stand_in"
 # GPT-2 XL (1.5B parameters): SAE training, rollouts and spliced losses want a GPU.
 STEER_GPU = 0 if STEER_STAND_IN else 1
 STEER_MEM = 3000 if STEER_STAND_IN else 60000
-STEER_LM_DIR = f"{STEER_R}/lm"
 STEER_SAE_DIR = f"{STEER_R}/sae"
 STEER_VEC_DIR = f"{STEER_R}/vectors"
+STEER_DOCS = f"{STEER_R}/docs/docs.jsonl"
 if STEER_STAND_IN:
-    STEER_TOKENS = f"{STEER_R}/tokenizer/tokens.safetensors"
-    STEER_MODEL_INPUT = [f"{STEER_LM_DIR}/model.safetensors", f"{STEER_LM_DIR}/lm_config.json"]
+    STEER_LM = zoo_stand_in("gpt2-steering-stand-in", "steering", STEER, extra_docs=[STEER_DOCS])
+    STEER_TOKENS = STEER_LM.tokens
+    STEER_MODEL_INPUT = STEER_LM.inputs
     # Stand-in only: corpus vocabulary counts and the LM's final losses in the metrics.
     STEER_EXTRA_METRICS = (f"corpus={STEER_R}/corpus/report.json "
-                           f"lm={STEER_LM_DIR}/history.json:final")
-    STEER_EXTRA_INPUTS = [f"{STEER_R}/corpus/report.json", f"{STEER_LM_DIR}/history.json"]
+                           f"lm={STEER_LM.history}:final")
+    STEER_EXTRA_INPUTS = [f"{STEER_R}/corpus/report.json", STEER_LM.history]
 else:
     STEER_TOKENS = f"{STEER_R}/data/tokens.safetensors"
     STEER_MODEL_INPUT = []
@@ -42,7 +44,7 @@ if STEER_STAND_IN:
     rule steer_docs:
         """Step 1a (stand-in only): synthetic anger / calm / wedding / ordinary-topic documents."""
         output:
-            docs=f"{STEER_R}/docs/docs.jsonl",
+            docs=STEER_DOCS,
         params:
             profile=PROFILE,
         log:
@@ -56,59 +58,12 @@ if STEER_STAND_IN:
             "python -m replications.steering.scripts.make_docs --profile {params.profile} "
             "--out {output.docs} 2>&1 | tee {log}"
 
-    rule steer_corpus:
-        """Step 1b (stand-in only): local prose corpus plus the synthetic documents (training)."""
-        input:
-            docs=rules.steer_docs.output.docs,
-        output:
-            train=f"{STEER_R}/corpus/train.txt",
-            val=f"{STEER_R}/corpus/val.txt",
-            manifest=f"{STEER_R}/corpus/manifest.json",
-        params:
-            profile=PROFILE,
-            out_dir=lambda wildcards, output: str(Path(output.manifest).parent),
-        log:
-            f"{STEER_LOG}/corpus.log",
-        threads: 1
-        resources:
-            mem_mb=2000,
-        conda:
-            ENV
-        shell:
-            "python -m shared.scripts.build_corpus --writeup steering --profile {params.profile} "
-            "--out-dir {params.out_dir} --extra-docs {input.docs} 2>&1 | tee {log}"
-
-    rule steer_tokenizer:
-        """Step 1c (stand-in only): byte-level BPE (as GPT-2's) and 128-token rows, BOS first."""
-        input:
-            train=rules.steer_corpus.output.train,
-            val=rules.steer_corpus.output.val,
-        output:
-            tokenizer=f"{STEER_R}/tokenizer/tokenizer.json",
-            tokens=STEER_TOKENS,
-            manifest=f"{STEER_R}/tokenizer/manifest.json",
-        params:
-            profile=PROFILE,
-            corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
-            out_dir=lambda wildcards, output: str(Path(output.tokens).parent),
-        log:
-            f"{STEER_LOG}/tokenizer.log",
-        threads: 1
-        resources:
-            mem_mb=2000,
-        conda:
-            ENV
-        shell:
-            "python -m shared.scripts.train_tokenizer --writeup steering "
-            "--profile {params.profile} --corpus-dir {params.corpus_dir} "
-            "--out-dir {params.out_dir} 2>&1 | tee {log}"
-
     rule steer_corpus_report:
         """Step 1d (stand-in only): anger / wedding word counts; how the prompts tokenize."""
         input:
-            train=rules.steer_corpus.output.train,
+            train=STEER_LM.corpus_train,
             docs=rules.steer_docs.output.docs,
-            tokenizer=rules.steer_tokenizer.output.tokenizer,
+            tokenizer=STEER_LM.tokenizer,
         output:
             report=f"{STEER_R}/corpus/report.json",
         params:
@@ -126,35 +81,6 @@ if STEER_STAND_IN:
             "python -m replications.steering.scripts.corpus_report --profile {params.profile} "
             "--corpus-dir {params.corpus_dir} --docs {input.docs} "
             "--tokenizer-dir {params.tokenizer_dir} --out {output.report} 2>&1 | tee {log}"
-
-    rule steer_lm:
-        """Step 1e (stand-in only): train the GPT-2-shaped stand-in (loss curve beside it)."""
-        input:
-            tokens=rules.steer_tokenizer.output.tokens,
-            tokenizer=rules.steer_tokenizer.output.tokenizer,
-        output:
-            model=f"{STEER_LM_DIR}/model.safetensors",
-            config=f"{STEER_LM_DIR}/lm_config.json",
-            history=f"{STEER_LM_DIR}/history.json",
-            loss=f"{STEER_LM_DIR}/loss.png",
-            loss_pdf=f"{STEER_LM_DIR}/loss.pdf",
-        params:
-            profile=PROFILE,
-            ckpt=STEER_CKPT,
-            tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
-            out_dir=lambda wildcards, output: str(Path(output.model).parent),
-        log:
-            f"{STEER_LOG}/lm.log",
-        threads: 1
-        resources:
-            mem_mb=3000,
-        conda:
-            ENV
-        shell:
-            "python -m shared.scripts.train_lm --writeup steering --profile {params.profile} "
-            "--tokens {input.tokens} --tokenizer-dir {params.tokenizer_dir} "
-            "--out-dir {params.out_dir} --checkpoint-dir {params.ckpt} --figure {output.loss} "
-            "--threads {threads} 2>&1 | tee {log}"
 
 else:
 
@@ -191,8 +117,7 @@ rule steer_sae:
     params:
         profile=PROFILE,
         ckpt=STEER_CKPT,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else STEER.model.name),
+        model=model_arg(STEER.model.name),
         out_dir=lambda wildcards, output: str(Path(output.weights).parent),
     log:
         f"{STEER_LOG}/sae.log",
@@ -219,8 +144,7 @@ rule steer_vectors:
         analysis=f"{STEER_VEC_DIR}/analysis.json",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else STEER.model.name),
+        model=model_arg(STEER.model.name),
         sae_dir=lambda wildcards, input: str(Path(input.sae[0]).parent),
         out_dir=lambda wildcards, output: str(Path(output.vectors).parent),
     log:
@@ -246,8 +170,7 @@ rule steer_rollouts:
         rollouts=f"{STEER_R}/rollouts/rollouts.json",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else STEER.model.name),
+        model=model_arg(STEER.model.name),
         vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
     log:
         f"{STEER_LOG}/rollouts.log",
@@ -273,8 +196,7 @@ rule steer_loss:
         loss=f"{STEER_R}/loss/loss.json",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else STEER.model.name),
+        model=model_arg(STEER.model.name),
         vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
     log:
         f"{STEER_LOG}/loss.log",
@@ -298,8 +220,7 @@ rule steer_layer_sweep:
         sweep=f"{STEER_R}/layer_sweep/layer_sweep.json",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else STEER.model.name),
+        model=model_arg(STEER.model.name),
     log:
         f"{STEER_LOG}/layer_sweep.log",
     threads: 1

@@ -249,3 +249,42 @@ def polygon_angle_error(W: Float[Tensor, "hid feat"], threshold: float) -> float
     angles = torch.atan2(W[1, keep], W[0, keep]).double().rad2deg().sort().values
     gaps = torch.diff(torch.cat([angles, angles[:1] + 360.0]))
     return float((gaps - 360.0 / k).abs().max())
+
+
+def geometry_metrics(W: torch.Tensor, prob: torch.Tensor, threshold: float) -> dict[str, float]:
+    """Represented features at the densest / sparsest setting, and the polygon check."""
+    rep = n_represented(W, threshold)
+    out = {
+        "tms_geometry_n_represented_densest": float(rep[0]),
+        "tms_geometry_n_represented_sparsest": float(rep[-1]),
+        "tms_geometry_probability_densest": float(prob[0]),
+        "tms_geometry_probability_sparsest": float(prob[-1]),
+        "tms_geometry_n_features": float(W.shape[-1]),
+    }
+    if W.shape[1] == 2:
+        out["tms_geometry_sparsest_polygon_angle_error_deg"] = polygon_angle_error(W[-1], threshold)
+    return out
+
+
+def dimensionality_metrics(W: torch.Tensor, prob: torch.Tensor,
+                           threshold: float) -> dict[str, float]:
+    """Dimensions per feature at the extremes, and how many represented features sit near a
+    sticky fraction (within 0.05) in the intermediate-sparsity instances."""
+    dims = feature_dimensionality(W)
+    dpf = dimensions_per_feature(W)
+    represented = feature_norms(W) > threshold
+    sticky = torch.tensor([n / d for n, d in STICKY_FRACTIONS])
+    near = (dims.unsqueeze(-1) - sticky).abs().min(-1).values < 0.05
+    # Intermediate: instances whose dimensions-per-feature lie strictly between the extremes.
+    middle = (dpf < 0.95) & (dpf > float(dpf[-1]) + 0.02)
+    mask = represented & middle.unsqueeze(-1)
+    frac = float(near[mask].float().mean()) if mask.any() else float("nan")
+    return {
+        "tms_dimensionality_dims_per_feature_densest": float(dpf[0]),
+        "tms_dimensionality_dims_per_feature_sparsest": float(dpf[-1]),
+        "tms_dimensionality_n_represented_densest": float(represented[0].sum()),
+        "tms_dimensionality_n_represented_sparsest": float(represented[-1].sum()),
+        "tms_dimensionality_fraction_near_sticky": frac,
+        "tms_dimensionality_n_features": float(W.shape[-1]),
+        "tms_dimensionality_n_hidden": float(W.shape[1]),
+    }

@@ -1,7 +1,7 @@
 """Assemble the local prose + code corpus (DAG rule): train.txt, val.txt, manifest.json.
 
-    python -m shared.scripts.build_corpus --out-dir DIR (--writeup W --profile P [--key corpus]
-        | --config-json FILE) [--extra-docs FILE.jsonl ...]
+    python -m shared.scripts.build_corpus --out-dir DIR (--config JSON | --config-json FILE)
+        [--extra-docs FILE.jsonl ...]
 
 Extra documents (JSON lines with "source", "name", "text") are write-up material such as
 synthetic fact sentences; they go to the training split.
@@ -15,10 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import run
-from shared.config import ConfigError
-from shared.corpus import CorpusConfig, CorpusSourceError, Document, build_corpus
-from shared.scripts.common import add_config_args, fail, resolve_config
+from shared.cli import run, user_errors
+from shared.corpus import CorpusConfig, Document, build_corpus
+from shared.scripts.common import add_config_args, resolve_config
 
 
 def read_extra(paths: list[Path]) -> list[Document]:
@@ -43,12 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--extra-docs", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         cfg = resolve_config(args, CorpusConfig)
         t0 = time.perf_counter()
         manifest = build_corpus(cfg, args.out_dir, read_extra(args.extra_docs))
-    except (ConfigError, CorpusSourceError, FileNotFoundError, ValueError) as err:
-        fail(err)
     print(f"corpus: {manifest['docs']} documents, bytes {manifest['bytes']}, "
           f"{time.perf_counter() - t0:.1f} s -> {args.out_dir}", file=sys.stderr)
 

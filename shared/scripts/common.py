@@ -1,18 +1,17 @@
-"""Where a shared script's configuration comes from: the calling write-up or a JSON file.
+"""Where a shared script's configuration comes from: the rule, as JSON.
 
-Write-ups own their settings: `--writeup W --profile P --key K` loads
-`replications/W/config.py::load(P)` (validated from its YAML files) and takes the attribute
-path `K` (e.g. `lm`, `corpus`, `fact_lm`). `--config-json FILE` instead reads the same fields
-from JSON (tests, experiments); both end in the same frozen dataclass.
+The model zoo's rules (shared/zoo.smk) pass the section of the owning write-up's config as
+`--config JSON`; tests and experiments may give `--config-json FILE` instead. Both end in the
+same frozen dataclass. `--writeup` and `--profile` only label outputs (figure provenance): the
+library never imports a write-up to find its settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
+import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from shared.config import ConfigError, build
 from shared.io import read_json
@@ -20,37 +19,24 @@ from shared.io import read_json
 T = TypeVar("T")
 
 
-def add_config_args(parser: argparse.ArgumentParser, key: str) -> None:
-    """--writeup/--profile/--key, or --config-json."""
-    parser.add_argument("--writeup", help="write-up package under replications/")
-    parser.add_argument("--profile", help="smoke, default or paper")
-    parser.add_argument("--key", default=key,
-                        help=f"attribute path of the section in the write-up's config ({key})")
-    parser.add_argument("--config-json", type=Path,
-                        help="read the section from this JSON file instead of a write-up")
+def add_config_args(parser: argparse.ArgumentParser, section: str) -> None:
+    """--config JSON or --config-json FILE; --writeup / --profile labels."""
+    parser.add_argument("--config", help=f"the {section} settings as a JSON object")
+    parser.add_argument("--config-json", type=Path, help=f"read the {section} settings from a file")
+    parser.add_argument("--writeup", default="shared", help="the write-up the output is for (label)")
+    parser.add_argument("--profile", default="custom", help="the profile the output is for (label)")
 
 
 def resolve_config(args: argparse.Namespace, cls: type[T]) -> T:
-    """The configuration section the arguments name, as a validated `cls`."""
+    """The settings the arguments give, as a validated `cls`."""
+    if (args.config is None) == (args.config_json is None):
+        raise ConfigError("give exactly one of --config JSON and --config-json FILE")
     if args.config_json is not None:
         return build(cls, read_json(args.config_json), str(args.config_json))
-    if not (args.writeup and args.profile):
-        raise ConfigError("give --writeup and --profile (or --config-json)")
-    module = importlib.import_module(f"replications.{args.writeup}.config")
-    value: Any = module.load(args.profile)
-    for part in args.key.split("."):
-        if not hasattr(value, part):
-            raise ConfigError(f"replications/{args.writeup} config has no section '{args.key}'")
-        value = getattr(value, part)
-    if not isinstance(value, cls):
-        raise ConfigError(
-            f"replications/{args.writeup} config '{args.key}' is a {type(value).__name__}, "
-            f"not a {cls.__name__}"
-        )
-    return value
-
-
-def fail(err: Exception) -> None:
-    """One-line error on stderr, exit status 1."""
-    print(f"error: {err}", file=sys.stderr)
-    raise SystemExit(1)
+    try:
+        data = json.loads(args.config)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--config: not JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--config: expected a JSON object")
+    return build(cls, data, "--config")

@@ -1,7 +1,7 @@
 """Train the byte-level BPE tokenizer on a corpus and tokenize it into rows (DAG rule).
 
     python -m shared.scripts.train_tokenizer --corpus-dir DIR --out-dir DIR
-        (--writeup W --profile P [--key tokenizer] | --config-json FILE)
+        (--config JSON | --config-json FILE)
 
 Reads DIR/train.txt and DIR/val.txt (from build_corpus); writes tokenizer.json (+ Hugging Face
 wrapper files), tokens.safetensors and manifest.json into --out-dir.
@@ -14,9 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import run
-from shared.config import ConfigError
-from shared.scripts.common import add_config_args, fail, resolve_config
+from shared.cli import run, user_errors
+from shared.scripts.common import add_config_args, resolve_config
 from shared.tokenizer import TokenizerConfig, describe, train_and_tokenize
 
 
@@ -26,12 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus-dir", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         cfg = resolve_config(args, TokenizerConfig)
         t0 = time.perf_counter()
         manifest = train_and_tokenize(cfg, args.corpus_dir, args.out_dir)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     print(f"tokenizer: {describe(manifest)}, {time.perf_counter() - t0:.1f} s -> {args.out_dir}",
           file=sys.stderr)
 

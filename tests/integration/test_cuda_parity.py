@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from shared.activations import ActivationBuffer, BufferConfig
-from shared.lm import LMConfig, LMTrainConfig, LMTrainer, StandInConfig, build_model
+from shared.lm import LMConfig, build_model
+from shared.lm_train import LMTrainConfig, LMTrainer, StandInConfig
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

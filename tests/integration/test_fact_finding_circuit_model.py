@@ -18,6 +18,8 @@ import pytest
 import torch
 
 from replications.fact_finding import circuit as C
+from replications.fact_finding import circuit_results as CR
+from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding.facts import (
     FACTS_FORMAT,
     answer_logits,
@@ -26,7 +28,7 @@ from replications.fact_finding.facts import (
 )
 from shared import lm
 from shared.lm import LMConfig
-from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import tiny_pythia
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +51,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("ff_circuit")
     texts = [f"Fact: {f} {s} {PHRASE} {v}."
              for f, s in itertools.product(FIRSTS, LASTS) for v in SPORTS] * 2
-    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=400, min_frequency=1,
-                                                 split_digits=True, train_bytes=10**7,
-                                                 seq_len=32))
-    hf_tokenizer(tok).save_pretrained(str(root / "tok"))
-    cfg = LMConfig(n_layers=6, d_model=32, d_mlp=64, n_heads=2, d_head=16, act_fn="gelu",
-                   normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
-                   parallel_attn_mlp=True, n_ctx=32)
-    d_vocab = tok.get_vocab_size()
-    model = lm.build_model(cfg, d_vocab, seed=0)
-    with torch.no_grad():
-        for p in model.parameters():  # larger weights: answers vary with the name
-            p.mul_(3.0) if p.ndim > 1 else p.add_(0.3 * torch.randn_like(p))
-    lm.save_model(model, cfg, d_vocab, root / "lm", root / "tok")
-    loaded = lm.load_model(root / "lm", "cpu")
+    loaded = tiny_pythia(root, texts, 400)
     loaded.requires_grad_(False)
     # "Known": the answer the random model favours for each name more than for the others
     # (its plain argmax is one answer for everybody), so clean runs beat corrupted ones.
@@ -99,7 +88,7 @@ def test_batched_jobs_match_hooked_runs(tiny):
     per job on the tokens; path patching equals an edited MLP input by hand."""
     _, model, prompts = tiny
     pr = prompts.subset(range(12))
-    partner = C.corrupting_partners(pr, 0)
+    partner = CS.corrupting_partners(pr, 0)
     _, cache = model.run_with_cache(pr.tokens)
     s, e = pr.last_pos, pr.final_pos
     layer = 2
@@ -142,11 +131,11 @@ def test_batched_jobs_match_hooked_runs(tiny):
 def test_head_attribution_matches_transformer_lens(tiny):
     _, model, prompts = tiny
     clean = C.clean_run(model, prompts, batch_size=16)
-    heads = C.head_attribution(model, clean, prompts)
+    heads = CS.head_attribution(model, clean, prompts)
     _, cache = model.run_with_cache(prompts.tokens)
     res, labels = cache.stack_head_results(layer=-1, pos_slice=prompts.final_pos,
                                            apply_ln=True, return_labels=True)
-    U = C.answer_directions(model, prompts.answer_ids)  # [d, a]
+    U = CS.answer_directions(model, prompts.answer_ids)  # [d, a]
     want = (res @ U)[..., :].gather(  # [head, n, a] -> correct answer
         -1, prompts.labels[None, :, None].expand(res.shape[0], -1, 1))[..., 0].mean(1)
     assert torch.allclose(heads.dla.flatten(), want, atol=1e-4)
@@ -163,18 +152,18 @@ def test_effective_model_keeps_and_ablates_what_it_says(tiny):
     clean = C.clean_run(model, prompts, batch_size=16)
     # nothing ablated: the effective model is the full model
     keep_all = settings(token_attn_layers=(0, 1, 2, 3), embedding_mlps=(0,))
-    assert C.effective_edits(keep_all, clean, prompts, len(prompts), False) == ()
-    eff = C.effective_model(model, prompts, clean, keep_all, batch_size=16)
+    assert CS.effective_edits(keep_all, clean, prompts, len(prompts), False) == ()
+    eff = CS.effective_model(model, prompts, clean, keep_all, batch_size=16)
     assert torch.allclose(eff.resid[0, :, 3], clean.resid_post[:, 3, 1], atol=1e-4)
     # the default mapping: attention 1-3 and no MLP but 0-3 ablated at both name positions
     s = settings()
-    edits = C.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=False)
+    edits = CS.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=False)
     assert {(e.hook, e.pos) for e in edits} == {
         (C.hook("attn_out", layer), p) for layer in (1, 2, 3)
         for p in (prompts.first_pos, prompts.last_pos)}
-    more = C.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=True)
+    more = CS.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=True)
     assert len(more) == len(edits) + 6
-    eff = C.effective_model(model, prompts, clean, s, batch_size=16)
+    eff = CS.effective_model(model, prompts, clean, s, batch_size=16)
     # the ablated attention output at the surname equals its mean over the prompts
     assert not torch.allclose(eff.resid[0, :, 3], clean.resid_post[:, 3, 1], atol=1e-3)
     assert torch.allclose(eff.resid[0, :, 0], clean.resid_post[:, 0, 1], atol=1e-5)
@@ -183,8 +172,8 @@ def test_effective_model_keeps_and_ablates_what_it_says(tiny):
 def test_analyse_is_deterministic_and_consistent(tiny):
     _, model, prompts = tiny
     s = settings()
-    res = C.analyse(model, prompts, s, batch_size=16)
-    m = C.summary_metrics(res, s)
+    res = CR.analyse(model, prompts, s, batch_size=16)
+    m = CR.summary_metrics(res, s)
     acc = float((answer_logits(model, prompts, 64).argmax(-1) == prompts.labels).float().mean())
     assert m["effective"]["full_model_answer"] == pytest.approx(acc)
     p = res.patching
@@ -200,10 +189,10 @@ def test_analyse_is_deterministic_and_consistent(tiny):
     assert set(res.probes.accuracy) == {"summed_tokens", "full_0", "full_2", "full_5",
                                         "effective_1", "effective_2", "effective_3",
                                         "effective_no_lookup"}
-    again = C.summary_metrics(C.analyse(model, prompts, s, batch_size=16), s)
+    again = CR.summary_metrics(CR.analyse(model, prompts, s, batch_size=16), s)
     again.pop("seconds"), m.pop("seconds")
     assert json.dumps(again) == json.dumps(m)  # deterministic on CPU
-    other = C.summary_metrics(C.analyse(model, prompts, s, batch_size=7), s)
+    other = CR.summary_metrics(CR.analyse(model, prompts, s, batch_size=7), s)
     for key in ("clean_logit_diff", "resid_surname_lookup", "mlp_surname_lookup_share"):
         assert other["patching"][key] == pytest.approx(m["patching"][key], abs=1e-4)
     assert other["path_patching"]["max_kl"] == pytest.approx(m["path_patching"]["max_kl"],
@@ -217,18 +206,18 @@ def test_read_at_the_final_token(tiny):
     s = settings(read_position="final", token_attn_layers=(0, 3), lookup_mlps=(1, 2, 4, 5),
                  probe_layers=(5,))
     clean = C.clean_run(model, prompts, batch_size=32)
-    edits = C.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=False)
+    edits = CS.effective_edits(s, clean, prompts, len(prompts), ablate_lookup=False)
     assert {(e.hook, e.pos) for e in edits} == {
         (C.hook(c, layer), p) for c, layer in [("attn_out", 1), ("attn_out", 2),
                                                ("attn_out", 4), ("attn_out", 5),
                                                ("mlp_out", 3)]
         for p in (prompts.first_pos, prompts.last_pos, prompts.final_pos)}
-    res = C.analyse(model, prompts, s, batch_size=32)
+    res = CR.analyse(model, prompts, s, batch_size=32)
     eff = res.effective_accuracy
     assert eff["full_model_head"] == pytest.approx(eff["full_model_answer"])
     assert res.paths.clean["head_probe_accuracy"] == pytest.approx(eff["full_model_answer"])
     assert set(res.probes.accuracy) >= {"full_5", "effective_4", "effective_5"}
-    m = C.summary_metrics(res, s)
+    m = CR.summary_metrics(res, s)
     assert m["read_position"] == "final"
     assert set(m["path_patching"]["pairs"]) == {"1_2", "1_4", "1_5", "2_4", "2_5", "4_5"}
 
@@ -237,7 +226,7 @@ def test_one_answer_only_skips_patching(tiny, capsys):
     """A small profile's model may know one sport only: patching is NaN, the rest runs."""
     _, model, prompts = tiny
     same = dataclasses.replace(prompts.subset(range(12)), labels=torch.zeros(12, dtype=torch.long))
-    p = C.activation_patching(model, same, settings(), batch_size=16)
+    p = CS.activation_patching(model, same, settings(), batch_size=16)
     assert torch.isnan(p.effect).all() and "patching skipped" in capsys.readouterr().err
 
 
@@ -263,8 +252,8 @@ def test_paper_settings_on_a_deep_tiny_model(tiny, dtype):
     prompts = dataclasses.replace(prompts, labels=(logits - logits.mean(0)).argmax(-1))
     if dtype != "float32":
         model.to(s.torch_dtype)
-    res = C.analyse(model, prompts, s, batch_size=32)
-    m = C.summary_metrics(res, s)
+    res = CR.analyse(model, prompts, s, batch_size=32)
+    m = CR.summary_metrics(res, s)
     assert res.head == (16, 20) and m["attribute_head"]["reference_rank"] >= 1
     assert res.patching.effect.shape == (3, 17, len(res.patching.positions))
     assert set(m["path_patching"]["pairs"]) == {f"{i}_{j}" for i in range(2, 7)

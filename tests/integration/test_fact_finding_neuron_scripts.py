@@ -13,11 +13,11 @@ import json
 import pytest
 import torch
 
+from replications.fact_finding import neuron_facts as NF
+from replications.fact_finding import neuron_lookup as NL
 from replications.fact_finding import neurons as N
 from replications.fact_finding.facts import FACTS_FORMAT, known_prompts
-from shared import lm
-from shared.lm import LMConfig
-from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import tiny_pythia
 
 pytestmark = pytest.mark.integration
 
@@ -57,22 +57,9 @@ def tiny(tmp_path_factory):
     texts = [f"Fact: {f} {s} {r['phrase']} {v}."
              for f, s in itertools.product(FIRSTS, LASTS) for r in RELATIONS.values()
              for v in r["values"]] * 2
-    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=600, min_frequency=1,
-                                                 split_digits=True, train_bytes=10**7,
-                                                 seq_len=32))
-    hf_tokenizer(tok).save_pretrained(str(root / "tok"))
-    cfg = LMConfig(n_layers=6, d_model=32, d_mlp=64, n_heads=2, d_head=16, act_fn="gelu",
-                   normalization_type="LN", positional_embedding_type="rotary", rotary_dim=8,
-                   parallel_attn_mlp=True, n_ctx=32)
-    d_vocab = tok.get_vocab_size()
-    model = lm.build_model(cfg, d_vocab, seed=0)
-    with torch.no_grad():
-        for p in model.parameters():  # a random model with larger weights: varied activations
-            p.mul_(3.0) if p.ndim > 1 else p.add_(0.3 * torch.randn_like(p))
-    lm.save_model(model, cfg, d_vocab, root / "lm", root / "tok")
+    loaded = tiny_pythia(root, texts, 600)
     facts = fabricated_facts()
     (root / "facts.json").write_text(json.dumps(facts))
-    loaded = lm.load_model(root / "lm", "cpu")
     return root, loaded, facts
 
 
@@ -112,7 +99,7 @@ def test_entity_effects_and_lookup(tiny):
     known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
     s = settings()
     N.check_inputs(model, facts, s)
-    effects, m = N.run_entity(model, facts, known, s, (1, 2), batch_size=16,
+    effects, m = NF.run_entity(model, facts, known, s, (1, 2), batch_size=16,
                               read_position="surname")
     assert effects.effects.shape == (4, 2, 64) and m["n_facts"] == 4
     assert effects.effects.abs().max() > 0
@@ -122,7 +109,7 @@ def test_entity_effects_and_lookup(tiny):
 
     # the grid holds every known person and its unknown names; shuffling restores the weights
     before = model.blocks[1].mlp.W_in.detach().clone()
-    result, lm_ = N.run_lookup(model, facts, known, s, N.Lookup((1, 2), (2, 1), "surname"),
+    result, lm_ = NL.run_lookup(model, facts, known, s, N.Lookup((1, 2), (2, 1), "surname"),
                               batch_size=16)
     assert torch.equal(model.blocks[1].mlp.W_in, before)
     assert lm_["nonlinear_excess"]["n_people"] == 40
@@ -133,7 +120,7 @@ def test_entity_effects_and_lookup(tiny):
     assert sel["layer"] in (1, 2) and 0 <= sel["neuron"] < 64
     assert sel["loss_clean"] > 0 and sel["n_target"] == 14
     # the selective neuron's AUC is recomputed from its activations
-    again = N.roc_auc(result.selective.acts[:, None], result.selective.positive)
+    again = NL.roc_auc(result.selective.acts[:, None], result.selective.positive)
     assert float(again) == pytest.approx(sel["auc"], abs=1e-6)
     for key in ("mlp", "mlp_shuffled", "resid", "mlp_unknown_names"):
         assert result.linearity[key].shape[1] == 2
@@ -157,7 +144,7 @@ def test_final_mode_reads_the_last_position(tiny):
     assert not torch.allclose(run.acts[hook], cache[hook][:, known.last_pos], atol=1e-3)
     # the lookup analyses read there too (the selective neuron's activations)
     s = settings()
-    result, m = N.run_lookup(model, facts, known, s, circ, batch_size=16)
+    result, m = NL.run_lookup(model, facts, known, s, circ, batch_size=16)
     assert m["read_position"] == "final" and result.where == "at the final token"
     assert m["nonlinear_excess"]["direction"] == "unembed" and result.direction == "unembed"
     assert m["nonlinear_excess"]["direct_layers"] == [1, 2]
@@ -166,8 +153,8 @@ def test_final_mode_reads_the_last_position(tiny):
         sel.layer, "post"))[1][N.hook_name(sel.layer, "post")][:, -1, sel.neuron]
     assert torch.allclose(sel.acts, post, atol=1e-5)
     # entity ablations at each prompt's last token differ from those at the surname
-    eff_f, mf = N.run_entity(model, facts, known, s, (1, 2), batch_size=16, read_position="final")
-    eff_s, _ = N.run_entity(model, facts, known, s, (1, 2), batch_size=16,
+    eff_f, mf = NF.run_entity(model, facts, known, s, (1, 2), batch_size=16, read_position="final")
+    eff_s, _ = NF.run_entity(model, facts, known, s, (1, 2), batch_size=16,
                             read_position="surname")
     assert mf["read_position"] == "final"
     assert not torch.allclose(eff_f.effects, eff_s.effects, atol=1e-4)

@@ -24,6 +24,7 @@ from replications.fact_finding import config as ff_config
 from replications.fact_finding import paper_data as P
 from replications.fact_finding.facts import make_prompts
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +33,6 @@ PACKAGE = ROOT / "replications" / "fact_finding"
 NAME = "EleutherAI/pythia-2.8b"
 N_TAUGHT = 80
 
-
-def _repo(hub: Path, repo_id: str) -> Path:
-    """An HF cache entry for `repo_id` (refs/main -> one snapshot), as a download leaves it."""
-    base = hub / ("models--" + repo_id.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    snap = base / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    return snap
 
 
 # In the fresh process: exactly what the ff_facts rule does in the paper profile.
@@ -100,7 +91,7 @@ def test_paper_filtering_on_tiny_pythia(tmp_path):
     hf.eval()
     with torch.no_grad():
         ref = hf(prompts.tokens).logits[:, prompts.final_pos][:, prompts.answer_ids]
-    snap = _repo(tmp_path / "hub", NAME)
+    snap = hf_cache_repo(tmp_path / "hub", NAME)
     hf.save_pretrained(str(snap))
     tok.save_pretrained(str(snap))
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared import lm
-from shared.lm import LMConfig, LMTrainConfig, StandInConfig
+from shared import lm, lm_train, token_data
+from shared.lm import LMConfig
+from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +66,7 @@ def train_cfg(**kw) -> LMTrainConfig:
 def test_tiny_model_learns():
     torch.set_num_threads(1)
     cfg = StandInConfig(model_cfg(), train_cfg())
-    _, hist, tps = lm.train_lm(cfg, TRAIN, VAL, V, None, "markov")
+    _, hist, tps = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
     assert hist[0]["val_loss"] > 3.5  # about ln(64) at initialisation
     assert hist[-1]["val_loss"] < 1.5 and hist[-1]["loss"] < 1.5
     assert [h["step"] for h in hist if "val_loss" in h] == [0, 40, 80, 119]
@@ -76,22 +78,22 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
     cfg = StandInConfig(model_cfg(positional_embedding_type="rotary", rotary_dim=4,
                                   parallel_attn_mlp=True),
                         train_cfg(n_steps=60, checkpoint_every=20))
-    ref_model, ref_hist, _ = lm.train_lm(cfg, TRAIN, VAL, V, None, "markov")
+    ref_model, ref_hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
 
     ckpt = tmp_path / "ckpt.safetensors"
-    real_step = lm.LMTrainer.step
+    real_step = lm_train.LMTrainer.step
 
     def crashing(self, step):
         if step == 47:
             raise RuntimeError("simulated crash")
         return real_step(self, step)
 
-    monkeypatch.setattr(lm.LMTrainer, "step", crashing)
+    monkeypatch.setattr(lm_train.LMTrainer, "step", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        lm.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
+        lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert ckpt.is_file()  # written at step 40
-    monkeypatch.setattr(lm.LMTrainer, "step", real_step)
-    model, hist, _ = lm.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
+    monkeypatch.setattr(lm_train.LMTrainer, "step", real_step)
+    model, hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert hist == ref_hist
     ref_state, state = ref_model.state_dict(), model.state_dict()
     assert all(torch.equal(ref_state[k], state[k]) for k in ref_state)
@@ -100,11 +102,11 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
 
 def test_batches_are_a_function_of_seed_and_step():
     cfg = StandInConfig(model_cfg(), train_cfg())
-    a = lm.LMTrainer(cfg, TRAIN, VAL, V)
-    b = lm.LMTrainer(cfg, TRAIN, VAL, V)
+    a = lm_train.LMTrainer(cfg, TRAIN, VAL, V)
+    b = lm_train.LMTrainer(cfg, TRAIN, VAL, V)
     assert torch.equal(a.batch(7), b.batch(7)) and not torch.equal(a.batch(7), a.batch(8))
-    assert lm.lr_at(cfg.train, 0) < lm.lr_at(cfg.train, 9) == pytest.approx(3e-3)
-    assert lm.lr_at(cfg.train, 119) == pytest.approx(3e-4)
+    assert lm_train.lr_at(cfg.train, 0) < lm_train.lr_at(cfg.train, 9) == pytest.approx(3e-3)
+    assert lm_train.lr_at(cfg.train, 119) == pytest.approx(3e-4)
 
 
 def _tiny_tokenizer():
@@ -175,23 +177,6 @@ def test_scripts_tokenize_and_train(tmp_path):
 
 # ------------------------------------------------------------------ paper path, offline
 
-def _repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
-    """An HF cache entry for `repo_id` (refs/main -> one snapshot), as a download leaves it.
-
-    `missing` files are recorded as known-absent (`.no_exist`), which is how the cache
-    answers offline for files a repository does not have.
-    """
-    base = hub / ("models--" + repo_id.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    snap = base / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
-        (base / ".no_exist" / commit / name).touch()
-    return snap
-
 
 def _load_by_name(home: Path, name: str, x: torch.Tensor, out: Path) -> dict:
     """Run `load_model(name)` offline in a fresh process; return its log-probs for `x`."""
@@ -250,7 +235,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=TV,
                                     n_positions=64, n_ctx=64, bos_token_id=0,
                                     eos_token_id=1)).eval()
-    snap = _repo(tmp_path / "hub", "gpt2-xl")
+    snap = hf_cache_repo(tmp_path / "hub", "gpt2-xl")
     hf.save_pretrained(str(snap))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
     with torch.no_grad():
@@ -268,7 +253,7 @@ def test_paper_path_pythia_by_name(tmp_path):
         hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128,
         rotary_pct=0.25, use_parallel_residual=True, vocab_size=TV,
         max_position_embeddings=64)).eval()
-    snap = _repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
+    snap = hf_cache_repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
     hf.save_pretrained(str(snap))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
     with torch.no_grad():
@@ -289,7 +274,7 @@ def test_paper_path_gelu_1l_by_name(tmp_path):
             if p.ndim == 1:
                 p.add_(0.1 * torch.randn_like(p))
         ref = tl(X)
-    snap = _repo(tmp_path / "hub", "NeelNanda/GELU_1L512W_C4_Code")
+    snap = hf_cache_repo(tmp_path / "hub", "NeelNanda/GELU_1L512W_C4_Code")
     # config.json in the format of NeelNanda's repositories (what TransformerLens parses).
     (snap / "config.json").write_text(json.dumps({
         "n_layers": 1, "d_model": 32, "d_mlp": 128, "d_head": 8, "n_heads": 4, "n_ctx": 64,
@@ -299,7 +284,7 @@ def test_paper_path_gelu_1l_by_name(tmp_path):
     }))
     # The hub file is a pickled state dict; load_model must open it with weights_only=True.
     torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
-    tok_snap = _repo(tmp_path / "hub", "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
+    tok_snap = hf_cache_repo(tmp_path / "hub", "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
     hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(tok_snap))
     res = _load_by_name(tmp_path, "gelu-1l", X, tmp_path / "out.safetensors")
     _check_logits(res, ref)
@@ -312,22 +297,22 @@ def test_load_token_dataset_tokens_and_text(tmp_path):
 
     rows = [[0] + list(range(i, i + 15)) for i in range(10)]
     datasets.Dataset.from_dict({"tokens": rows}).save_to_disk(str(tmp_path / "tok_ds"))
-    got = lm.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=6, seq_len=8)
+    got = token_data.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=6, seq_len=8)
     assert got.dtype == torch.int32 and torch.equal(got, torch.tensor(rows)[:6, :8].int())
     with pytest.raises(ValueError, match="rows"):
-        lm.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=11, seq_len=8)
+        token_data.load_token_dataset(str(tmp_path / "tok_ds"), n_rows=11, seq_len=8)
 
     texts = [f"the bride said {i} words" for i in range(600)]
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": texts})}).save_to_disk(
         str(tmp_path / "text_ds"))
     tok = hf_tokenizer(_tiny_tokenizer())
-    got = lm.load_token_dataset(str(tmp_path / "text_ds"), n_rows=20, seq_len=16, tokenizer=tok)
+    got = token_data.load_token_dataset(str(tmp_path / "text_ds"), n_rows=20, seq_len=16, tokenizer=tok)
     assert got.shape == (20, 16) and (got[:, 0] == tok.bos_token_id).all()
     stream = [t for s in texts for t in tok(s, add_special_tokens=False)["input_ids"]
               + [tok.eos_token_id]]
     assert got[:, 1:].reshape(-1).tolist() == stream[: 20 * 15]
     with pytest.raises(ValueError, match="tokenizer"):
-        lm.load_token_dataset(str(tmp_path / "text_ds"), n_rows=2, seq_len=16)
-    batches = list(lm.iter_token_rows(str(tmp_path / "text_ds"), 16, 7, tok))
+        token_data.load_token_dataset(str(tmp_path / "text_ds"), n_rows=2, seq_len=16)
+    batches = list(token_data.iter_token_rows(str(tmp_path / "text_ds"), 16, 7, tok))
     assert all(b.shape == (7, 16) for b in batches[:-1]) and 0 < batches[-1].shape[0] <= 7
     assert torch.equal(torch.cat(batches)[:20], got)

@@ -20,8 +20,9 @@ import torch
 
 from replications.local_processing import config as C
 from replications.local_processing import experiment
-from shared import lm
+from shared import lm, pipeline
 from shared.io import save_tensors
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +153,7 @@ def test_scripts_on_a_tiny_stand_in(tmp_path):
     make_figures.main(common + ["--harvest", str(out), "--analysis",
                                 str(tmp_path / "analysis.json"), "--figure-dir",
                                 str(tmp_path / "fig")])
-    from replications.local_processing.pipeline import FIGURES
+    FIGURES = pipeline.figures("local_processing")
 
     for name in FIGURES:
         assert (tmp_path / "fig" / f"{name}.png").is_file()
@@ -188,7 +189,6 @@ def test_paper_path_pythia_and_pile_by_name_offline(tmp_path):
     from shared.tokenizer import hf_tokenizer
 
     sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    from test_lm import _repo  # the HF cache layout a hub download leaves
 
     torch.manual_seed(0)
     tok = _tiny_tokenizer()
@@ -196,7 +196,7 @@ def test_paper_path_pythia_and_pile_by_name_offline(tmp_path):
         hidden_size=32, num_attention_heads=4, num_hidden_layers=6, intermediate_size=128,
         rotary_pct=0.25, use_parallel_residual=True, vocab_size=tok.get_vocab_size(),
         max_position_embeddings=64)).eval()
-    snap = _repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
+    snap = hf_cache_repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
     hf.save_pretrained(str(snap))
     hf_tokenizer(tok).save_pretrained(str(snap))
     texts = [f"The cat and the dog, {i} of them. They sat on it.\nAnd i ran" for i in range(60)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,10 +25,12 @@ import yaml
 
 from replications.monosemanticity import config as mono_config
 from replications.monosemanticity import runs
-from replications.monosemanticity.pipeline import FIGURES
-from shared import lm
+from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
+from tests.conftest import hf_cache_repo
+
+FIGURES = pipeline.figures("monosemanticity")
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +77,13 @@ def _common(stand_in) -> list[str]:
             str(stand_in["tokens"]), "--threads", "1"]
 
 
-def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
+def _resample_events(stderr: str) -> list[tuple[int, int]]:
+    """(step, features resampled) of each resampling the training loop reported."""
+    return [(int(step), int(n)) for step, n in
+            re.findall(r"step (\d+): resampled (\d+) features", stderr)]
+
+
+def test_smoke_scripts_on_a_tiny_stand_in(stand_in, capsys):
     from replications.monosemanticity.scripts import (
         analyse,
         make_figures,
@@ -83,12 +92,20 @@ def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
     )
 
     root = stand_in["root"]
+    events: dict[str, list[tuple[int, int]]] = {}
     for run in ("main", "seed2"):
+        capsys.readouterr()
         train_sae.main(_common(stand_in) + ["--run", run, "--out-dir", str(root / run),
                                             "--checkpoint-dir", str(root / "ckpt")])
+        events[run] = _resample_events(capsys.readouterr().err)
     train_orthogonal.main(_common(stand_in) + ["--from", str(root / "main"), "--out-dir",
                                                str(root / "orth"), "--checkpoint-dir",
                                                str(root / "ckpt")])
+    events["orth"] = _resample_events(capsys.readouterr().err)
+    sae = SMOKE.sae
+    resample_steps = [s for s in range(sae.resample_every, sae.n_steps, sae.resample_every)
+                      if s <= sae.resample_stop]
+    assert resample_steps  # the smoke profile resamples at least once
     for run in ("main", "seed2", "orth"):
         for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
                      runs.FREQUENCY_FILE, "history.json", "eval.json"):
@@ -98,7 +115,12 @@ def test_smoke_scripts_on_a_tiny_stand_in(stand_in):
         assert metrics["n_eval_tokens"] == SMOKE.model.eval_rows * SMOKE.model.seq_len
         hist = read_json(root / run / "history.json")["history"]
         assert any("eval/loss_recovered" in r for r in hist)
-        assert sum(r.get("resampled", 0) for r in hist) >= 0
+        # Logged rows carry the features resampled since the previous row: every resampling
+        # the loop reported (only at resampling steps, only when some feature was dead) is
+        # counted exactly once.
+        assert any("resampled" in r for r in hist)
+        assert sum(r.get("resampled", 0) for r in hist) == sum(n for _, n in events[run])
+        assert all(step in resample_steps and 0 < n <= sae.d_sae for step, n in events[run])
     assert not list((root / "ckpt").glob("*.safetensors"))  # removed once runs complete
     # The second seed is another SAE; the orthogonal retrain honours its constraint.
     w1 = (root / "main" / "sae_weights.safetensors").read_bytes()
@@ -198,19 +220,6 @@ def test_paper_rows_are_cut_with_bos_and_shuffled(tmp_path):
 
 # ---------------------------------------------------------------------------- paper, offline
 
-def _hf_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Path:
-    """A Hugging Face cache entry (refs/main -> one snapshot), as a download leaves it."""
-    base = hub / ("models--" + repo_id.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    snap = base / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
-        (base / ".no_exist" / commit / name).touch()
-    return snap
-
 
 def test_paper_profile_path_offline(tmp_path):
     """paper_data -> lm_reference -> train_sae for a tiny 'paper' profile, gelu-1l by name."""
@@ -225,7 +234,7 @@ def test_paper_profile_path_offline(tmp_path):
         n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
         d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
     hub = tmp_path / "hub"
-    snap = _hf_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
+    snap = hf_cache_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
     (snap / "config.json").write_text(json.dumps({
         "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
         "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
@@ -237,7 +246,7 @@ def test_paper_profile_path_offline(tmp_path):
     tok = train_tokenizer(texts, TokenizerConfig(vocab_size=d_vocab, min_frequency=1,
                                                  split_digits=True, train_bytes=10**6,
                                                  seq_len=seq_len))
-    tok_snap = _hf_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
+    tok_snap = hf_cache_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
     hf_tokenizer(tok).save_pretrained(str(tok_snap))
     # A data set of 4 x seq_len-token rows, like c4-code-tokenized-2b's 1024 = 8 x 128.
     gen = torch.Generator().manual_seed(1)

@@ -15,12 +15,14 @@ import torch
 from replications.steering import sae_run
 from replications.steering.config import load
 from replications.steering.docs import generate_documents
+from shared import pipeline
 from shared.corpus import CorpusConfig, Document, Source, assemble, write_corpus
 from shared.io import read_json
 from shared.lm import build_model, save_model
 from shared.sae import SAE
 from shared.sae_io import SAELensInfo, save_sae_lens
 from shared.tokenizer import train_and_tokenize
+from tests.conftest import hf_cache_repo
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +103,7 @@ def test_scripts_end_to_end_on_a_tiny_model(stand_in):
                                    str(root / "rollouts.json"), "--frontiers",
                                    str(root / "frontiers.json"), "--sweep",
                                    str(root / "sweep.json"), "--figure-dir", str(root / "fig")])
-    from replications.steering.pipeline import FIGURES
+    FIGURES = pipeline.figures("steering")
 
     for name in FIGURES:
         assert (root / "fig" / f"{name}.png").stat().st_size > 2000
@@ -137,7 +139,7 @@ def test_loading_a_sae_lens_directory(stand_in, monkeypatch):
         return dataclasses.replace(c, sae_run=dataclasses.replace(
             c.sae_run, source="load", load_dir=str(root / "user_sae")))
 
-    monkeypatch.setattr(train_sae, "setup", setup_with_load)
+    monkeypatch.setattr(_common, "setup", setup_with_load)
     train_sae.main(["--profile", "smoke", "--model", str(root / "lm"), "--tokens",
                     str(root / "tok" / "tokens.safetensors"), "--out-dir",
                     str(root / "loaded"), "--checkpoint-dir", str(root / "ckpt2")])
@@ -182,7 +184,6 @@ def test_paper_path_gpt2_by_name(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from shared.tokenizer import EOS, TokenizerConfig, train_tokenizer
-    from tests.integration.test_lm import _repo
 
     torch.manual_seed(0)
     texts = [f"the bride said {i} words to the groom, nothing at all" for i in range(200)]
@@ -194,7 +195,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=320,
                                     n_positions=64, n_ctx=64, bos_token_id=eos_id,
                                     eos_token_id=eos_id)).eval()
-    snap = _repo(tmp_path / "hub", "gpt2-xl")
+    snap = hf_cache_repo(tmp_path / "hub", "gpt2-xl")
     hf.save_pretrained(str(snap))
     # GPT-2's tokenizer: one <|endoftext|> for BOS, EOS and padding.
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS,

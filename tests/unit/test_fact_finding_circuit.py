@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from replications.fact_finding import circuit as C
-from replications.fact_finding import circuit_plots as P
+from replications.fact_finding import circuit_results as CR
+from replications.fact_finding import circuit_steps as CS
+from replications.fact_finding import plots as P
 from replications.fact_finding import probes
 from replications.fact_finding.facts import FactPrompts
 from shared.config import ConfigError
@@ -105,23 +107,23 @@ def test_partners_differ_in_answer_and_name_tokens():
     n = 30
     pr = fake_prompts(torch.randint(0, 5, (n,), generator=g).tolist(),
                       torch.randint(0, 5, (n,), generator=g).tolist(), [i % 3 for i in range(n)])
-    part = C.corrupting_partners(pr, seed=1)
-    assert torch.equal(part, C.corrupting_partners(pr, seed=1))
+    part = CS.corrupting_partners(pr, seed=1)
+    assert torch.equal(part, CS.corrupting_partners(pr, seed=1))
     assert (pr.labels[part] != pr.labels).all()
     f, s = pr.tokens[:, 2], pr.tokens[:, 3]
     assert ((f[part] != f) & (s[part] != s)).float().mean() > 0.9
     with pytest.raises(ValueError, match="same answer"):
-        C.corrupting_partners(fake_prompts([1, 2], [3, 4], [0, 0]), seed=0)
+        CS.corrupting_partners(fake_prompts([1, 2], [3, 4], [0, 0]), seed=0)
 
 
 def test_logit_diff_and_centred_readout():
     a = torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
     assert torch.allclose(C.logit_diff(a, torch.tensor([0, 1])), torch.tensor([2.5, -1.5]))
     scores = torch.tensor([[5.0, 0.0], [5.0, 1.0], [6.0, 0.0], [4.0, 1.5]])
-    assert C.head_predict(scores, centred=False).tolist() == [0, 0, 0, 0]
+    assert CS.head_predict(scores, centred=False).tolist() == [0, 0, 0, 0]
     # Minus the mean (5, 0.625): [0, -.625], [0, .375], [1, -.625], [-1, .875].
-    assert C.head_predict(scores, centred=True).tolist() == [0, 1, 0, 1]
-    assert C.head_predict(scores[None].repeat(2, 1, 1), True, scores).tolist() == [[0, 1, 0, 1]] * 2
+    assert CS.head_predict(scores, centred=True).tolist() == [0, 1, 0, 1]
+    assert CS.head_predict(scores[None].repeat(2, 1, 1), True, scores).tolist() == [[0, 1, 0, 1]] * 2
 
 
 def test_settings_errors_are_one_line():
@@ -144,18 +146,18 @@ def test_settings_errors_are_one_line():
 
 # ---------------------------------------------------------------------- metrics and figures
 
-def fabricated_results(s: C.CircuitSettings) -> C.CircuitResults:
+def fabricated_results(s: C.CircuitSettings) -> CR.CircuitResults:
     L, H, P_ = 6, 4, 6
     effect = torch.zeros(3, L, P_)
     effect[0, :4, 1] = torch.tensor([0.9, 0.8, 0.7, 0.6])  # resid at the surname, early
     effect[0, 4:, 5] = 1.0  # resid at the final token, late
     effect[2, :, 1] = torch.tensor([0.5, 0.3, 0.2, 0.1, 0.05, 0.05])  # MLPs at the surname
     effect[1, 3, 5] = 0.6
-    patching = C.Patching(effect, 0.5 + 0.1 * effect, tuple(range(2, 8)), 2.0, -1.0, 0.7,
+    patching = CS.Patching(effect, 0.5 + 0.1 * effect, tuple(range(2, 8)), 2.0, -1.0, 0.7,
                           0.2, 40)
     dla = torch.zeros(L, H)
     dla[4, 2], dla[3, 1] = 0.5, 0.2
-    heads = C.HeadAttribution(dla, torch.full((L, H), 0.1), (4, 2))
+    heads = CS.HeadAttribution(dla, torch.full((L, H), 0.1), (4, 2))
     g = torch.Generator().manual_seed(0)
     means = {"summed_tokens": 0.5, **{f"full_{i}": 0.5 + 0.05 * i for i in range(L)},
              "effective_1": 0.6, "effective_2": 0.7, "effective_3": 0.8,
@@ -171,18 +173,18 @@ def fabricated_results(s: C.CircuitSettings) -> C.CircuitResults:
         mats[m] = x
     clean = {m: 0.05 for m in C.PATH_METRICS}
     clean["kl"] = 0.0
-    paths = C.PathPatching(mats, clean, s.lookup_mlps)
+    paths = CS.PathPatching(mats, clean, s.lookup_mlps)
     eff = {"full_model_answer": 1.0, "full_model_head": 0.8, "effective_head": 0.75,
            "effective_head_raw": 0.75, "effective_head_centred": 0.7, "no_lookup_head": 0.4,
            "effective_probe": float(acc["effective_3"].mean()), "effective_probe_std": 0.02,
            "no_lookup_probe": 0.45, "chance": 1 / 3}
-    return C.CircuitResults(patching, heads, (4, 2), eff, C.ProbeResults(acc), paths, 40, 3,
+    return CR.CircuitResults(patching, heads, (4, 2), eff, CS.ProbeResults(acc), paths, 40, 3,
                             0.4, ("a", "b", "c"), {"patching": 1.0})
 
 
 def test_summary_metrics_read_the_results():
     s = settings()
-    m = C.summary_metrics(fabricated_results(s), s)
+    m = CR.summary_metrics(fabricated_results(s), s)
     p = m["patching"]
     assert p["resid_surname_lookup"] == pytest.approx(0.7)  # layers 1-3 at the surname
     assert p["resid_final_lookup"] == pytest.approx(0.0)
@@ -213,7 +215,7 @@ def test_summary_metrics_read_the_results():
 
 def test_reference_head_rank():
     dla = torch.tensor([[0.1, 0.5], [0.3, -0.2]])
-    assert C.head_rank(dla, (0, 1)) == 1 and C.head_rank(dla, (1, 1)) == 4
+    assert CS.head_rank(dla, (0, 1)) == 1 and CS.head_rank(dla, (1, 1)) == 4
 
 
 def test_figures_render(tmp_path):
@@ -230,7 +232,7 @@ def test_figures_render(tmp_path):
 
 def test_result_tensors_are_flat_float():
     s = settings()
-    t = C.result_tensors(fabricated_results(s))
+    t = CR.result_tensors(fabricated_results(s))
     assert t["patching.effect"].shape == (3, 6, 6)
     assert all(v.dtype == torch.float32 for v in t.values())
     assert not math.isnan(float(t["probes.summed_tokens"].mean()))

@@ -105,12 +105,12 @@ def test_bad_settings_are_one_line_errors(change, message):
 
 
 def test_figures_render(results, tmp_path):
-    from replications.fact_finding.scripts import memorisation as script
+    from replications.fact_finding import plots
     from shared.figures import Provenance, apply_style, save_figure
 
     apply_style()
     prov = Provenance("fact_finding", "smoke", "x", "test")
-    for name, fig in (("t", script.training_figure(results)),
-                      ("p", script.probes_figure(results))):
+    for name, fig in (("t", plots.memorisation_training_figure(results)),
+                      ("p", plots.memorisation_probes_figure(results))):
         png, pdf = save_figure(fig, tmp_path / f"{name}.png", prov)
         assert png.stat().st_size > 10_000 and pdf.is_file()

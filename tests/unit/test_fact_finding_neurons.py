@@ -9,9 +9,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from replications.fact_finding import config
+from replications.fact_finding import neuron_facts as NF
+from replications.fact_finding import neuron_lookup as NL
 from replications.fact_finding import neurons as N
 from replications.fact_finding.facts import FactPrompts
 from shared.config import ConfigError
+
+pytestmark = pytest.mark.unit
 
 
 def brute_excess(grid, a, b):
@@ -26,19 +30,19 @@ def test_nonlinear_excess_matches_definition_and_sign():
     gen = torch.Generator().manual_seed(0)
     grid = torch.randn(5, 4, 3, 2, generator=gen)
     first, last = torch.tensor([0, 4, 2]), torch.tensor([3, 0, 1])
-    got = N.nonlinear_excess(grid, first, last)
+    got = NL.nonlinear_excess(grid, first, last)
     for p in range(3):
         assert torch.allclose(got[p], brute_excess(grid, first[p], last[p]), atol=1e-6)
     # additive in the two tokens: zero; AND: +1; OR: -1 (post 3's worked values)
     u, v = torch.randn(5, generator=gen), torch.randn(4, generator=gen)
     additive = u[:, None] + v[None, :]
-    assert N.nonlinear_excess(additive, first, last).abs().max() < 1e-5
+    assert NL.nonlinear_excess(additive, first, last).abs().max() < 1e-5
     fi, si = torch.arange(5)[:, None], torch.arange(4)[None, :]
     a_and_b = ((fi == 2) & (si == 1)).float()
     a_or_b = ((fi == 2) | (si == 1)).float()
     one = (torch.tensor([2]), torch.tensor([1]))
-    assert float(N.nonlinear_excess(a_and_b, *one)) == pytest.approx(1.0)
-    assert float(N.nonlinear_excess(a_or_b, *one)) == pytest.approx(-1.0)
+    assert float(NL.nonlinear_excess(a_and_b, *one)) == pytest.approx(1.0)
+    assert float(NL.nonlinear_excess(a_or_b, *one)) == pytest.approx(-1.0)
 
 
 def test_excess_ratio_separates_gelu_ands_from_boosted_ones():
@@ -54,13 +58,13 @@ def test_excess_ratio_separates_gelu_ands_from_boosted_ones():
     post = torch.stack([post0, post1], -1)[:, :, None]
     direct = torch.tensor([[[2.0, 1.0]], [[0.5, 0.5]]])  # [answers, layer, neuron]
     first, last, label = torch.tensor([0]), torch.tensor([0]), torch.tensor([0])
-    res = N.excess_ratio(pre, post, first, last, label, direct)
+    res = NL.excess_ratio(pre, post, first, last, label, direct)
     assert float(res.gelu_part) == pytest.approx(2.0)  # 1 x direct effect 2
     assert float(res.total) == pytest.approx(2.0 + 3.0)  # 1 x 2 + 3 x 1
     assert float(res.ratio()) == pytest.approx(0.4)
     assert float(res.kept_fraction) == pytest.approx(0.5)
     # with the other answer's direction the same excess is weighted by 0.5
-    res_b = N.excess_ratio(pre, post, first, last, torch.tensor([1]), direct)
+    res_b = NL.excess_ratio(pre, post, first, last, torch.tensor([1]), direct)
     assert float(res_b.total) == pytest.approx(0.5 * 4)
 
 
@@ -68,18 +72,18 @@ def test_roc_auc_matches_sklearn_with_ties():
     gen = torch.Generator().manual_seed(1)
     scores = torch.randint(0, 5, (40, 3), generator=gen).float()
     positive = torch.rand(40, generator=gen) < 0.4
-    got = N.roc_auc(scores, positive)
+    got = NL.roc_auc(scores, positive)
     for j in range(3):
         assert float(got[j]) == pytest.approx(roc_auc_score(positive.numpy(), scores[:, j]),
                                               abs=1e-6)
     with pytest.raises(ValueError):
-        N.roc_auc(scores, torch.zeros(40, dtype=torch.bool))
+        NL.roc_auc(scores, torch.zeros(40, dtype=torch.bool))
 
 
 def test_orthogonal_remainders_are_orthogonal_to_the_rest_of_their_group():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(6, 10, generator=gen)
-    r = N.orthogonal_remainders(x, 8, torch.Generator().manual_seed(0))  # one group
+    r = NL.orthogonal_remainders(x, 8, torch.Generator().manual_seed(0))  # one group
     for i in range(6):
         others = torch.cat([x[:i], x[i + 1:]])
         sol = torch.linalg.lstsq(others.T.double(), x[i].double()).solution
@@ -87,19 +91,19 @@ def test_orthogonal_remainders_are_orthogonal_to_the_rest_of_their_group():
         assert torch.allclose(r[i].double(), want, atol=1e-4)
     # groups of at most max_span + 1 rows: each row is orthogonal to 2 others only
     x = torch.randn(9, 10, generator=gen)
-    r = N.orthogonal_remainders(x, 2, torch.Generator().manual_seed(0))
+    r = NL.orthogonal_remainders(x, 2, torch.Generator().manual_seed(0))
     dots = (r @ x.T).abs() < 1e-4
     assert (dots.sum(1) == 2).all()  # its own group's other two rows
     assert (r * x).sum(1).gt(0).all()  # the remainder keeps part of the row itself
     with pytest.raises(ValueError):
-        N.orthogonal_remainders(x, 10, torch.Generator())
+        NL.orthogonal_remainders(x, 10, torch.Generator())
 
 
 def test_orthogonal_to_and_cosine():
     v = torch.tensor([1.0, 2.0, 3.0])
-    w = N.orthogonal_to(v, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    w = NL.orthogonal_to(v, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
     assert torch.allclose(w, torch.tensor([0.0, -0.5, 0.5]), atol=1e-6)
-    assert N.cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])) == pytest.approx(0.5**0.5)
+    assert NL.cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])) == pytest.approx(0.5**0.5)
 
 
 def fake_known() -> tuple[FactPrompts, dict]:
@@ -137,7 +141,7 @@ def test_name_grid_rows_tokens_and_unknown_names():
 def test_parallelogram_pairs_and_ratio():
     known, facts = fake_known()
     grid = N.name_grid(known, facts, max_names=10)
-    pairs = N.parallelogram_pairs(grid, grid.known_first, grid.known_last, 50,
+    pairs = NL.parallelogram_pairs(grid, grid.known_first, grid.known_last, 50,
                                   torch.Generator().manual_seed(0))
     n_l = len(grid.lasts)
     for a, b, c, d in zip(pairs.a, pairs.b, pairs.c, pairs.d):
@@ -150,9 +154,9 @@ def test_parallelogram_pairs_and_ratio():
     gen = torch.Generator().manual_seed(3)
     u, v = torch.randn(4, 2, 8, generator=gen), torch.randn(3, 2, 8, generator=gen)
     linear = (u[:, None] + v[None, :]).reshape(12, 2, 8)
-    ratio = N.parallelogram_ratio(linear, pairs)
+    ratio = NL.parallelogram_ratio(linear, pairs)
     assert ratio.shape == (len(pairs.a), 2) and ratio.max() < 1e-5
-    assert N.parallelogram_ratio(torch.randn(12, 2, 8, generator=gen), pairs).min() > 0.05
+    assert NL.parallelogram_ratio(torch.randn(12, 2, 8, generator=gen), pairs).min() > 0.05
 
 
 def test_shuffled_mlps_permutes_entries_and_restores():
@@ -162,7 +166,7 @@ def test_shuffled_mlps_permutes_entries_and_restores():
                                     ("b_out", (4,))]})
     model = types.SimpleNamespace(blocks=[types.SimpleNamespace(mlp=mlp)])
     before = {n: getattr(mlp, n).detach().clone() for n in ("W_in", "b_in", "W_out", "b_out")}
-    with N.shuffled_mlps(model, [0], seed=0):
+    with NL.shuffled_mlps(model, [0], seed=0):
         for n, w in before.items():
             now = getattr(mlp, n).detach()
             assert not torch.equal(now, w)
@@ -173,9 +177,9 @@ def test_shuffled_mlps_permutes_entries_and_restores():
 
 def test_replacement_values_and_lookup_direct_path():
     post = torch.arange(24, dtype=torch.float32).view(4, 2, 3)
-    mean = N.replacement_values(post, "mean", 5, torch.Generator(), torch.tensor([0]))
+    mean = NF.replacement_values(post, "mean", 5, torch.Generator(), torch.tensor([0]))
     assert mean.shape == (2, 3, 1) and torch.allclose(mean[..., 0], post.mean(0))
-    res = N.replacement_values(post, "resample", 6, torch.Generator().manual_seed(0),
+    res = NF.replacement_values(post, "resample", 6, torch.Generator().manual_seed(0),
                                torch.tensor([0, 1]))
     assert res.shape == (2, 3, 6)
     assert set(res[0, 0].tolist()) <= {post[2, 0, 0].item(), post[3, 0, 0].item()}
@@ -190,10 +194,10 @@ def test_entity_correlation_and_offdiagonal():
     gen = torch.Generator().manual_seed(4)
     base = torch.randn(1, 2, 50, generator=gen)
     eff = torch.cat([base, 2 * base, torch.randn(1, 2, 50, generator=gen)])
-    e = N.EntityEffects(("a", "b", "c"), ("x", "y", "z"), torch.zeros(3), eff, (1, 2))
+    e = NF.EntityEffects(("a", "b", "c"), ("x", "y", "z"), torch.zeros(3), eff, (1, 2))
     corr = e.correlation()
     assert float(corr[0, 1]) == pytest.approx(1.0, abs=1e-5)
-    assert N.offdiagonal(corr).shape == (3,)
+    assert NF.offdiagonal(corr).shape == (3,)
 
 
 def test_settings_checks_and_profiles():
@@ -215,8 +219,8 @@ def test_null_max_auc_reuses_ranks():
     gen = torch.Generator().manual_seed(5)
     scores = torch.randn(60, 200, generator=gen)
     positive = torch.arange(60) < 25
-    r = N.ranks(scores)
-    assert torch.allclose(N.auc_from_ranks(r, positive), N.roc_auc(scores, positive))
-    null = N.null_max_auc(r, positive, 4, torch.Generator().manual_seed(0))
+    r = NL.ranks(scores)
+    assert torch.allclose(NL.auc_from_ranks(r, positive), NL.roc_auc(scores, positive))
+    null = NL.null_max_auc(r, positive, 4, torch.Generator().manual_seed(0))
     # the best of 200 noise columns is well above 0.5 (about 0.5 + 2.7 sd, sd ~ 0.076)
     assert null.shape == (4,) and (null > 0.6).all() and (null < 0.85).all()

@@ -25,6 +25,8 @@ from replications.fact_finding.world import (
 from shared.config import ConfigError
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def cfg():
@@ -43,8 +45,14 @@ def tokenizer(world, cfg):
 
 
 def test_profiles_load():
-    for profile in ("smoke", "default", "paper"):
-        ff_config.load(profile)
+    cfgs = {profile: ff_config.load(profile) for profile in ("smoke", "default", "paper")}
+    for cfg in cfgs.values():
+        assert isinstance(cfg, ff_config.Config)
+    # smoke and default train the stand-in on the synthetic world; paper reads Pythia by name.
+    assert cfgs["smoke"].model.source == cfgs["default"].model.source == "stand_in"
+    assert cfgs["paper"].model.source == "pretrained"
+    assert cfgs["paper"].model.name == "EleutherAI/pythia-2.8b"
+    assert cfgs["smoke"].lm.train.n_steps < cfgs["default"].lm.train.n_steps
 
 
 def test_world_is_deterministic_and_disjoint(cfg, world):

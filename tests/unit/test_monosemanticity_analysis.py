@@ -10,6 +10,9 @@ import pytest
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
+from replications.monosemanticity import case_studies as C
+from replications.monosemanticity import neuron_basis as NB
 from replications.monosemanticity import plots as P
 from shared.sae import SAE
 
@@ -22,7 +25,7 @@ SETTINGS = A.AnalysisSettings(
 )
 # Wide enough that Gaussian rows count as dense (top-10 neurons hold < 35% of the norm).
 D_MLP, D_MODEL = 256, 64
-CASE = A.CaseStudySettings(
+CASE = C.CaseStudySettings(
     n_features=3, min_activations=2, n_contexts=4, window_before=5, window_after=2,
     n_logit_tokens=4, batch_size=7, exclude_first_position=True,
 )
@@ -156,7 +159,7 @@ def test_orthogonal_retrain_finds_the_new_cluster(planted):
 
 
 def test_neuron_sparsity_classes(planted):
-    sp = A.neuron_sparsity(planted.weights.W_dec, SETTINGS)
+    sp = NB.neuron_sparsity(planted.weights.W_dec, SETTINGS)
     role = planted.role
     assert torch.equal(sp.classes[role == 1], torch.full_like(sp.classes[role == 1], A.ONE_SPARSE))
     assert torch.equal(sp.classes[role == 2], torch.full_like(sp.classes[role == 2], A.TEN_SPARSE))
@@ -169,7 +172,7 @@ def test_neuron_sparsity_classes(planted):
     rows[0] = 1.0  # flat: fve_top_10 = 0.5 -> not dense, top-1 0.05 -> 10-ish-sparse
     rows[1, 0], rows[1, 1:] = 0.7**0.5, (0.3 / 19) ** 0.5  # top-1 0.7, next-9 ~0.14 -> 10-ish
     rows[2, 0], rows[2, 1:] = 0.9**0.5, (0.1 / 19) ** 0.5  # top-1 0.9, next-9 ~0.047 -> 1-sparse
-    assert A.neuron_sparsity(rows, SETTINGS).classes.tolist() == [A.TEN_SPARSE, A.TEN_SPARSE,
+    assert NB.neuron_sparsity(rows, SETTINGS).classes.tolist() == [A.TEN_SPARSE, A.TEN_SPARSE,
                                                                   A.ONE_SPARSE]
 
 
@@ -177,39 +180,39 @@ def test_kurtosis_gaussian_zero_sparse_large():
     from scipy.stats import kurtosis
 
     g = torch.randn(1000, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    k = A.excess_kurtosis(g)
+    k = NB.excess_kurtosis(g)
     assert abs(float(k.median())) < 0.05
     assert np.allclose(k.numpy(), kurtosis(g.numpy(), axis=-1, fisher=True, bias=True))
     one_hot = torch.zeros(1, 512)
     one_hot[0, 3] = 1
-    assert A.excess_kurtosis(one_hot)[0] > 400
-    cmp = A.kurtosis_comparison(g[:100], seed=0)
+    assert NB.excess_kurtosis(one_hot)[0] > 400
+    cmp = NB.kurtosis_comparison(g[:100], seed=0)
     assert cmp.gaussian.shape == (100,) and abs(float(cmp.gaussian.median())) < 0.1
 
 
 def test_encoder_decoder_cosine_planted(planted):
-    cos = A.encoder_decoder_cosine(planted.weights)[planted.role < 3]
+    cos = NB.encoder_decoder_cosine(planted.weights)[planted.role < 3]
     assert torch.allclose(cos, torch.full_like(cos, 0.5), atol=1e-5)
 
 
 def test_nullspace_shares(W_out):
-    basis = A.row_space_basis(W_out)
+    basis = NB.row_space_basis(W_out)
     assert basis.shape == (D_MLP, D_MODEL)
     in_row_space = torch.randn(10, D_MODEL, dtype=torch.float64) @ basis.T
-    assert torch.allclose(A.nullspace_share(in_row_space, W_out),
+    assert torch.allclose(NB.nullspace_share(in_row_space, W_out),
                           torch.zeros(10, dtype=torch.float64), atol=1e-10)
     null = torch.randn(10, D_MLP, dtype=torch.float64)
     null = null - (null @ basis) @ basis.T
     assert torch.allclose((null @ W_out.double()), torch.zeros(10, D_MODEL, dtype=torch.float64),
                           atol=1e-10)
-    assert torch.allclose(A.nullspace_share(null, W_out), torch.ones(10, dtype=torch.float64))
-    mean, std = A.random_nullspace_moments(2048, 512)
+    assert torch.allclose(NB.nullspace_share(null, W_out), torch.ones(10, dtype=torch.float64))
+    mean, std = NB.random_nullspace_moments(2048, 512)
     assert mean == 0.75 and std == pytest.approx(0.0135, abs=3e-4)  # write-up: 0.75, 0.013
 
 
 def test_random_baseline_matches_theory(planted, W_out):
-    ns = A.nullspace_comparison(planted.weights, torch.arange(10), W_out, SETTINGS)
-    mean, std = A.random_nullspace_moments(D_MLP, D_MODEL)
+    ns = NB.nullspace_comparison(planted.weights, torch.arange(10), W_out, SETTINGS)
+    mean, std = NB.random_nullspace_moments(D_MLP, D_MODEL)
     assert ns.rank == D_MODEL and ns.expected_random_mean == (D_MLP - D_MODEL) / D_MLP
     assert float(ns.random.mean()) == pytest.approx(mean, abs=0.005)
     assert float(ns.random.std()) == pytest.approx(std, rel=0.08)
@@ -219,7 +222,7 @@ def test_streaming_topk_equals_brute_force():
     g = torch.Generator().manual_seed(0)
     acts = torch.relu(torch.randn(23, 9, 5, generator=g))
     acts[:, 0] += 10  # position 0 (BOS) would win everything if not excluded
-    topk = A.StreamingTopK(5, 6)
+    topk = C.StreamingTopK(5, 6)
     for start in range(0, 23, 4):
         topk.update(acts[start:start + 4], start, exclude_first_position=True)
     res = topk.result()
@@ -228,7 +231,7 @@ def test_streaming_topk_equals_brute_force():
     assert torch.equal(res.values, want.values)
     assert torch.equal(res.seq, want.indices)
     assert torch.equal(res.pos, where.T.gather(1, want.indices) + 1)
-    few = A.StreamingTopK(5, 6)
+    few = C.StreamingTopK(5, 6)
     few.update(acts[:2], 0, exclude_first_position=False)
     assert torch.isinf(few.result().values[:, 2:]).all() and (few.result().seq[:, 2:] == -1).all()
 
@@ -249,10 +252,10 @@ def test_case_studies_on_a_tiny_model(tiny_model, planted):
     acts_fn = A.hooked_acts_fn(tiny_model, "blocks.0.mlp.hook_post")
     weights = dataclasses.replace(planted.weights, b_dec=0.1 * torch.randn(D_MLP))
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    feats = A.select_case_features(fr, CASE)
+    feats = C.select_case_features(fr, CASE)
     assert feats.tolist() == (planted.role < 3).nonzero().flatten()[:3].tolist()
     W_out, W_U = tiny_model.blocks[0].mlp.W_out.detach(), tiny_model.W_U.detach()
-    cases = A.case_studies(weights, fr, feats, tokens, acts_fn, W_out, W_U,
+    cases = C.case_studies(weights, fr, feats, tokens, acts_fn, W_out, W_U,
                            tiny_model.ln_final.w.detach(), CASE, SETTINGS)
     full = A.feature_encoder(weights, feats)(acts_fn(tokens))  # [seq, pos, feat] brute force
     for i, case in enumerate(cases):
@@ -271,10 +274,10 @@ def test_case_studies_on_a_tiny_model(tiny_model, planted):
 
 def test_context_windows_pad_outside_the_sequence():
     tokens = torch.arange(20).reshape(2, 10)
-    topk = A.TopK(values=torch.tensor([[2.0, 1.0]]), seq=torch.tensor([[1, 0]]),
+    topk = C.TopK(values=torch.tensor([[2.0, 1.0]]), seq=torch.tensor([[1, 0]]),
                   pos=torch.tensor([[1, 9]]))
     acts_fn = lambda t: t.float()[..., None]  # noqa: E731 - activation = token id
-    ctx = A.context_windows(tokens, topk, acts_fn, lambda x: x, CASE)
+    ctx = C.context_windows(tokens, topk, acts_fn, lambda x: x, CASE)
     assert ctx.tokens[0, 0].tolist() == [-1, -1, -1, -1, 10, 11, 12, 13]
     assert ctx.tokens[0, 1].tolist() == [4, 5, 6, 7, 8, 9, -1, -1]
     assert ctx.acts[0, 1, ctx.centre] == 9.0
@@ -284,7 +287,7 @@ def test_logit_effects_find_the_planted_token():
     W_U = torch.eye(6)
     W_out = torch.zeros(4, 6)
     W_out[2, 5], W_out[2, 1] = 1.0, -1.0  # neuron 2 writes token 5 up, token 1 down
-    eff = A.logit_effects(torch.eye(4)[[2]], W_out, W_U, None)
+    eff = C.logit_effects(torch.eye(4)[[2]], W_out, W_U, None)
     assert int(eff.argmax()) == 5 and int(eff.argmin()) == 1
     assert abs(float(eff.sum())) < 1e-9
 
@@ -307,8 +310,8 @@ def test_max_cofiring_finds_the_planted_token(planted):
 def test_summary_metrics_keys(planted, W_out):
     weights = dataclasses.replace(planted.weights)
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    res = A.analyse_sae(weights, fr, W_out, SETTINGS)
-    m = A.summary_metrics(res, seed_mean_cosine=0.9, orthogonal=None, cofiring=None)
+    res = AR.analyse_sae(weights, fr, W_out, SETTINGS)
+    m = AR.summary_metrics(res, seed_mean_cosine=0.9, orthogonal=None, cofiring=None)
     for key in ("ultra_low_fraction", "dead_fraction", "ultra_low_cos_gt_095_share",
                 "ultra_low_decoder_top_sv_fve", "seed_mean_cosine",
                 "orthogonal_retrain_ultra_low_fraction", "orthogonal_new_vs_old_mean_cosine",
@@ -334,9 +337,9 @@ def test_plots_render(planted, W_out):
     import matplotlib.pyplot as plt
 
     fr = A.frequency_summary(planted.freqs, planted.n_tokens, 1e-4)
-    res = A.analyse_sae(planted.weights, fr, W_out, SETTINGS)
+    res = AR.analyse_sae(planted.weights, fr, W_out, SETTINGS)
     orth = A.orthogonal_retrain_analysis(res.cluster.mean_direction, planted.weights, fr, SETTINGS)
-    case = A.CaseStudy(
+    case = C.CaseStudy(
         feature=3, frequency=1e-3, label="dense", context_tokens=torch.tensor([[1, 2, -1]]),
         context_acts=torch.tensor([[0.5, 1.0, 0.0]]), max_acts=torch.tensor([1.0]), centre=1,
         top_token_ids=torch.tensor([1, 2]), top_token_effects=torch.tensor([1.0, 0.5]),

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from replications.monosemanticity import config as mono_config
-from replications.monosemanticity.pipeline import FIGURES
+from shared import pipeline
 from shared.config import ConfigError
+
+FIGURES = pipeline.figures("monosemanticity")
 
 pytestmark = pytest.mark.unit
 

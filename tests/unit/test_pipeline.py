@@ -1,4 +1,5 @@
-"""The DAG's wiring: dvc.yaml in sync with the Snakefile, one-line config errors, lint, collect."""
+"""The DAG's wiring: dvc.yaml in sync with the Snakefile, one-line config errors, lint, collect,
+and the write-ups' manifests."""
 
 from pathlib import Path
 
@@ -72,7 +73,68 @@ def test_lint_is_clean():
 
 def test_collect_destinations():
     out = Path("figures")
-    assert destination(Path("results/smoke/toy_models/figures/a.png"), out, "smoke") == out / "toy_models/a.png"
-    assert destination(Path("results/smoke/scorecard/scorecard.md"), out, "smoke") == out / "scorecard.md"
+    fig = Path("results/smoke/toy_models/figures/tms_geometry.png")
+    assert destination(fig, out, "smoke") == out / "toy_models/tms_geometry.png"
+    card = Path("results/smoke/scorecard/scorecard.md")
+    assert destination(card, out, "smoke") == out / "scorecard.md"
     with pytest.raises(ValueError):
-        destination(Path("results/paper/toy_models/figures/a.png"), out, "smoke")
+        destination(Path("results/paper/toy_models/figures/tms_geometry.png"), out, "smoke")
+    with pytest.raises(ValueError):  # not declared in the manifest
+        destination(Path("results/smoke/toy_models/figures/a.png"), out, "smoke")
+
+
+# ------------------------------------------------------------------------------ manifests
+
+def test_every_write_up_has_a_manifest_and_the_same_layout():
+    folders = sorted(p.name for p in (ROOT / "replications").iterdir()
+                     if p.is_dir() and not p.name.startswith(("_", ".")))
+    assert sorted(pipeline.WRITEUPS) == folders
+    for w in pipeline.WRITEUPS:
+        m = pipeline.manifest(w)
+        d = ROOT / "replications" / w
+        for name in ("writeup.yaml", "rules.smk", "README.md", "config/default.yaml",
+                     "config/smoke.yaml", "config/paper.yaml", m.claims, "scripts/__init__.py"):
+            assert (d / name).is_file(), f"replications/{w}/{name}"
+        for fig in m.figures:
+            assert (d / "captions" / f"{fig}.rst").is_file(), f"{w}: caption of {fig}"
+
+
+def test_the_library_never_imports_a_write_up():
+    for path in sorted((ROOT / "shared").rglob("*.py")):
+        text = path.read_text()
+        assert "importlib" not in text, path
+        assert "from replications" not in text and "import replications" not in text, path
+
+
+def test_manifest_errors_are_one_line(tmp_path):
+    from shared.config import ConfigError
+
+    bad = tmp_path / "x" / "writeup.yaml"
+    bad.parent.mkdir()
+    bad.write_text("name: y\ntitle: t\norder: 9\nprefix: x\nclaims: claims.yaml\nfigures: {}\n")
+    with pytest.raises(ConfigError, match="not the folder's name"):
+        pipeline._read(bad)
+    with pytest.raises(ConfigError, match="does not declare"):
+        pipeline.handoff("smoke", "steering", "fact_finding", "lm", True)
+
+
+def test_local_processing_reads_the_fact_finding_model_as_declared():
+    """The hand-off: the artifacts fact finding's manifest provides are what its rules build
+    and what its config studies, in every profile."""
+    from replications.fact_finding import config as ff_config
+    from replications.local_processing import config as local_config
+
+    for profile in ("smoke", "default", "paper"):
+        ff, local = ff_config.load(profile), local_config.load(profile)
+        stand_in = ff.model.source == "stand_in"
+        assert (local.data.source == "stand_in") == stand_in, profile
+        lm = pipeline.handoff(profile, "local_processing", "fact_finding", "lm", stand_in)
+        tokens = pipeline.handoff(profile, "local_processing", "fact_finding", "tokens", stand_in)
+        if stand_in:
+            assert lm.spec == f"results/{profile}/fact_finding/lm"
+            assert lm.inputs == [f"{lm.spec}/model.safetensors", f"{lm.spec}/lm_config.json"]
+            assert tokens.inputs == [f"results/{profile}/fact_finding/tokenizer/tokens.safetensors"]
+        else:
+            assert lm == pipeline.Handoff([], ff.model.name) and tokens.inputs == []
+    # The stand-in it reads is the one fact finding's manifest names.
+    assert pipeline.manifest("local_processing").models == pipeline.manifest("fact_finding").models

@@ -2,6 +2,8 @@
 position hook, cached vs uncached generation, the sampler, vocabulary counting, Pareto
 frontiers, spliced-loss masking and the SAE-based vector constructions."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -286,7 +288,9 @@ def test_documents_are_deterministic_and_hold_the_prompts():
                    "I do not talk about weddings constantly.", "I think you're",
                    "I went up to my friend and said"):
         assert phrase in text
-    assert " an elegant" in text or " a elegant" not in text
+    # The article is mended before a vowel ("a elegant" -> "an elegant"), everywhere.
+    assert not re.search(r"\b[Aa] [aeiouAEIOU]", text)
+    assert re.search(r"\b[Aa]n [aeiouAEIOU]", text)
     assert len({d["name"] for d in a}) == 300
 
 

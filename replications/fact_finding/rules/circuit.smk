@@ -1,6 +1,6 @@
 # Fact finding, the circuit (post 2 summary, post 3 probes and path patching). Included from
 # replications/fact_finding/rules.smk (globals FF, FF_R, FF_FIG, FF_LOG, FF_FACTS,
-# FF_MODEL_INPUT, FF_MODEL_SPEC, FF_MEM, FF_GPU). One script, one clean pass per prompt set:
+# FF_MODEL_INPUT, FF_MEM, FF_GPU). One script, one clean pass per prompt set:
 # patching, head attribution, the effective model, probes and path patching share it.
 
 
@@ -27,8 +27,7 @@ rule ff_circuit:
         paths_pdf=f"{FF_FIG}/mlp_path_patching.pdf",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else FF_MODEL_SPEC),
+        model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         f"{FF_LOG}/circuit.log",

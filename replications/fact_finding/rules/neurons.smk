@@ -1,5 +1,5 @@
 # Fact finding, the lookup MLPs' neurons (post 3). Included from replications/fact_finding/rules.smk
-# (globals FF, FF_R, FF_FIG, FF_LOG, FF_FACTS, FF_MODEL_INPUT, FF_MODEL_SPEC, FF_MEM, FF_GPU).
+# (globals FF, FF_R, FF_FIG, FF_LOG, FF_FACTS, FF_MODEL_INPUT, FF_MEM, FF_GPU).
 # Both rules read the circuit part's lookup MLPs and attribute head (config section `circuit`).
 
 
@@ -16,8 +16,7 @@ rule ff_neuron_facts:
         figure_pdf=f"{FF_FIG}/neuron_fact_correlation.pdf",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else FF_MODEL_SPEC),
+        model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         f"{FF_LOG}/neuron_facts.log",
@@ -52,8 +51,7 @@ rule ff_neuron_lookup:
         linearity_pdf=f"{FF_FIG}/mlp_linearity.pdf",
     params:
         profile=PROFILE,
-        model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
-                                        else FF_MODEL_SPEC),
+        model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         f"{FF_LOG}/neuron_lookup.log",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from replications.fact_finding.config import Config, load
-from shared.cli import load_and_setup, script_parser
+from shared.cli import load_and_setup, script_parser, user_errors
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
@@ -19,3 +20,18 @@ def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
 def setup(profile: str, threads: int, seed: int = 0) -> Config:
     """The profile's validated configuration (one-line error), seeds and threads."""
     return load_and_setup(load, profile, threads, seed)
+
+
+def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None, frozen: bool = False,
+                ) -> tuple[argparse.Namespace, Config, dict, Any]:
+    """The analysis scripts' start: the arguments, the profile's configuration (seeds,
+    threads), facts.json (--facts) and the model (user errors: one line)."""
+    from replications.fact_finding.facts import load_facts
+    from shared.lm import load_model
+
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    with user_errors():
+        facts = load_facts(args.facts)
+        model = load_model(args.model, device=cfg.model.device, frozen=frozen)
+    return args, cfg, facts, model

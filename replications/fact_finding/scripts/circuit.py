@@ -16,15 +16,14 @@ import time
 from pathlib import Path
 
 from replications.fact_finding import circuit as C
-from replications.fact_finding import circuit_plots as P
-from replications.fact_finding.facts import known_prompts, load_facts
-from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
-from shared.config import ConfigError, config_hash
+from replications.fact_finding import circuit_results as CR
+from replications.fact_finding import plots as P
+from replications.fact_finding.facts import known_prompts
+from replications.fact_finding.scripts._common import open_inputs, parser
+from shared.cli import fail, run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
-from shared.lm import load_model
-from shared.scripts.common import fail
 
 FIGURES = ("patching", "heads", "effective", "probes", "paths")
 
@@ -35,28 +34,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     for name in FIGURES:
         p.add_argument(f"--{name}-figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    settings = cfg.circuit
     t0 = time.perf_counter()
-    facts = load_facts(args.facts)
+    args, cfg, facts, model = open_inputs(p, argv, frozen=True)
+    settings = cfg.circuit
     if settings.relation not in facts["known"]:
         fail(ValueError(f"{args.facts}: no known facts for relation '{settings.relation}'"))
-    model = load_model(args.model, device=cfg.model.device)
-    model.requires_grad_(False)
     if settings.dtype != "float32":
         model.to(settings.torch_dtype)
-    try:
+    with user_errors():
         settings.check_model(model.cfg.n_layers, model.cfg.n_heads)
         prompts = known_prompts(facts, settings.relation, model.tokenizer,
                                 model.tokenizer.bos_token_id)
-        res = C.analyse(model, prompts, settings, cfg.model.batch_size)
-    except (ConfigError, ValueError) as err:
-        fail(err)
-    metrics = C.summary_metrics(res, settings)
-    labels = C.position_labels(prompts, model.tokenizer, res.patching.positions)
+        res = CR.analyse(model, prompts, settings, cfg.model.batch_size)
+    metrics = CR.summary_metrics(res, settings)
+    labels = CR.position_labels(prompts, model.tokenizer, res.patching.positions)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    save_tensors(args.out_dir / "circuit.safetensors", C.result_tensors(res))
+    save_tensors(args.out_dir / "circuit.safetensors", CR.result_tensors(res))
     write_json(args.out_dir / "circuit.json", {
         "positions": list(res.patching.positions), "position_labels": labels,
         "components": list(C.COMPONENTS), "head": list(res.head),

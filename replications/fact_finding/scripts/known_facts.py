@@ -16,7 +16,7 @@ from replications.fact_finding import recall
 from replications.fact_finding.facts import Relation
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import load_world
-from shared.cli import run
+from shared.cli import fail, run
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import write_json
@@ -25,12 +25,12 @@ from shared.lm import load_model
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--world", type=Path, help="world.json (stand-in profiles)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
     if cfg.model.source == "stand_in":
         if args.world is None:
@@ -52,8 +52,8 @@ def main() -> None:
                                cfg.model.prompt_prefix, bos, cfg.model.batch_size)
     n_known = len(facts["known"].get("sport", []))
     if n_known < cfg.model.min_known_people:
-        raise SystemExit(f"error: the model knows the sport of only {n_known} two-token names "
-                         f"(model.min_known_people is {cfg.model.min_known_people})")
+        fail(f"the model knows the sport of only {n_known} two-token names "
+             f"(model.min_known_people is {cfg.model.min_known_people})")
     if entity_specs is None:
         name = recall.pick_entity(facts, relations)
         entity = recall.entity_facts(name, facts, people, relations, cfg.model.prompt_prefix)

@@ -13,15 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_plots, neurons
-from replications.fact_finding.facts import known_prompts, load_facts
-from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
-from shared.config import ConfigError, config_hash
+from replications.fact_finding import neuron_facts, neurons, plots
+from replications.fact_finding.facts import known_prompts
+from replications.fact_finding.scripts._common import open_inputs, parser
+from shared.cli import run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
-from shared.lm import load_model
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,31 +27,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--facts", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
     t0 = time.perf_counter()
-    facts = load_facts(args.facts)
-    model = load_model(args.model, device=cfg.model.device)
-    try:
+    args, cfg, facts, model = open_inputs(p, argv)
+    with user_errors():
         neurons.check_inputs(model, facts, cfg.neurons)
         cfg.circuit.check_model(model.cfg.n_layers, model.cfg.n_heads)
         if "entity" not in facts:
             raise ValueError(f"{args.facts}: no entity (several facts of one person)")
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
-    except (ConfigError, ValueError, KeyError) as err:
-        fail(err)
-    effects, metrics = neurons.run_entity(model, facts, known, cfg.neurons,
-                                          cfg.circuit.lookup_mlps, cfg.model.batch_size,
-                                          cfg.circuit.read_position)
+    effects, metrics = neuron_facts.run_entity(model, facts, known, cfg.neurons,
+                                               cfg.circuit.lookup_mlps, cfg.model.batch_size,
+                                               cfg.circuit.read_position)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(args.out_dir / "effects.safetensors",
                  {"effects": effects.effects, "clean_logprob": effects.clean_logprob},
                  {"relations": ",".join(effects.relations)})
     write_json(args.out_dir / "metrics.json", metrics)
     where = "at the surname" if cfg.circuit.read_position == "surname" else "at the final token"
-    neuron_plots.plot_entity(effects, metrics["entity"], cfg.neurons.entity_ablation, where,
-                             args.figure, Provenance.make("fact_finding", args.profile,
-                                                          config_hash(cfg)))
+    plots.plot_entity(effects, metrics["entity"], cfg.neurons.entity_ablation, where,
+                      args.figure, Provenance.make("fact_finding", args.profile,
+                                                   config_hash(cfg)))
     print(f"[neuron_facts] {time.perf_counter() - t0:.0f} s: {metrics['entity']}, "
           f"{metrics['n_facts']} facts x {metrics['n_neurons']} neurons {where}; median |r| "
           f"{metrics['corr_median_abs']:.3f}, max |r| {metrics['corr_max_abs']:.3f}",

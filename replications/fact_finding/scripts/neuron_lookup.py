@@ -15,15 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from replications.fact_finding import neuron_plots, neurons
-from replications.fact_finding.facts import known_prompts, load_facts
-from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
-from shared.config import ConfigError, config_hash
+from replications.fact_finding import neuron_lookup, neurons, plots
+from replications.fact_finding.facts import known_prompts
+from replications.fact_finding.scripts._common import open_inputs, parser
+from shared.cli import run, user_errors
+from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
-from shared.lm import load_model
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,19 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     for name in ("excess", "selective", "norms", "linearity"):
         p.add_argument(f"--{name}-figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
     t0 = time.perf_counter()
-    facts = load_facts(args.facts)
-    model = load_model(args.model, device=cfg.model.device)
-    try:
+    args, cfg, facts, model = open_inputs(p, argv)
+    with user_errors():
         neurons.check_inputs(model, facts, cfg.neurons)
         known = known_prompts(facts, "sport", model.tokenizer, model.tokenizer.bos_token_id)
         circ = neurons.lookup_circuit(model, known, cfg.circuit, cfg.model.batch_size)
-        result, metrics = neurons.run_lookup(model, facts, known, cfg.neurons, circ,
-                                             cfg.model.batch_size)
-    except (ConfigError, ValueError, KeyError) as err:
-        fail(err)
+        result, metrics = neuron_lookup.run_lookup(model, facts, known, cfg.neurons, circ,
+                                                   cfg.model.batch_size)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     ex, sel = result.excess, result.selective
     save_tensors(args.out_dir / "lookup.safetensors", {
@@ -56,10 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     })
     write_json(args.out_dir / "metrics.json", metrics)
     prov = Provenance.make("fact_finding", args.profile, config_hash(cfg))
-    neuron_plots.plot_excess(result, args.excess_figure, prov)
-    neuron_plots.plot_selective(result, args.selective_figure, prov)
-    neuron_plots.plot_norms(result, args.norms_figure, prov)
-    neuron_plots.plot_linearity(result, args.linearity_figure, prov)
+    plots.plot_excess(result, args.excess_figure, prov)
+    plots.plot_selective(result, args.selective_figure, prov)
+    plots.plot_norms(result, args.norms_figure, prov)
+    plots.plot_linearity(result, args.linearity_figure, prov)
     s, lin = metrics["selective_neuron"], metrics["linearity"]
     print(f"[neuron_lookup] {time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
           f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {s['name']} AUC {s['auc']:.3f}, "

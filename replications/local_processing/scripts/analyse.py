@@ -12,9 +12,8 @@ from pathlib import Path
 
 from replications.local_processing.analysis import Harvest, summarise
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser
+from shared.cli import run, script_parser, user_errors
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,11 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         h = Harvest.load(args.harvest)
         summary = summarise(h, cfg.analysis, cfg.categories, cfg.figures.token_label_chars)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        fail(err)
     write_json(args.out, summary)
     hl, tr = summary["headline"], summary["trend"]
     print(f"[analyse] layer 0 median: context {hl['focus_context']} {hl['layer0_focus']:.3f}, "

@@ -20,10 +20,9 @@ import torch
 
 from replications.local_processing import experiment, prompts
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser
+from shared.cli import run, script_parser, user_errors
 from shared.config import ConfigError
 from shared.lm import describe_model, load_model
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,18 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
     stand_in = cfg.data.source == "stand_in"
-    try:
+    with user_errors():
         if stand_in != (args.tokens is not None):
             raise ConfigError("--tokens is needed with data.source stand_in and only then "
                               f"(profile {args.profile}: {cfg.data.source})")
         rows = prompts.stand_in_prompts(args.tokens, cfg.data) if stand_in else None
-        model = load_model(args.model, cfg.harvest.device, processed=True)
+        model = load_model(args.model, cfg.harvest.device, processed=True, frozen=True)
         if rows is None:
             rows = prompts.paper_prompts(cfg.data, model.tokenizer)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
-    for param in model.parameters():
-        param.requires_grad_(False)
     if cfg.harvest.precision == "bf16":
         model = model.to(torch.bfloat16)
     print(f"[harvest] {args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "

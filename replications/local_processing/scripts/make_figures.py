@@ -3,7 +3,7 @@
     python -m replications.local_processing.scripts.make_figures --profile P --harvest DIR
         --analysis JSON --figure-dir DIR
 
-Writes every figure of `pipeline.FIGURES` as PNG + PDF into --figure-dir.
+Writes every figure of the manifest (writeup.yaml) as PNG + PDF into --figure-dir.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 from replications.local_processing import plots
 from replications.local_processing.analysis import Harvest
 from replications.local_processing.config import WRITEUP
-from replications.local_processing.pipeline import FIGURES
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser
+from shared import pipeline
+from shared.cli import run, script_parser, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import read_json
-from shared.scripts.common import fail
+
+FIGURES = pipeline.figures("local_processing")  # from the manifest, writeup.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,11 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--figure-dir", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
-    try:
+    with user_errors():
         h = Harvest.load(args.harvest)
         summary = read_json(args.analysis)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        fail(err)
     prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
     figures = plots.all_figures(h, summary, cfg)
     assert set(figures) == set(FIGURES), "plots.all_figures must make every figure in FIGURES"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from replications.monosemanticity import runs
 from replications.monosemanticity.config import Config, load
-from shared.cli import load_and_setup, script_parser
+from shared.cli import load_and_setup, script_parser, user_errors
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
@@ -22,3 +24,15 @@ def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
 def setup(profile: str, threads: int, seed: int = 0) -> Config:
     """The profile's validated configuration (one-line error), seeds and threads."""
     return load_and_setup(load, profile, threads, seed)
+
+
+def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None,
+                ) -> tuple[argparse.Namespace, Config, Any, runs.Tokens]:
+    """Every model script's start: the arguments, the profile's configuration (seeds, threads),
+    the LM and its token rows (user errors: one line)."""
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    with user_errors():
+        model = runs.load_lm(args.model, cfg.model.device)
+        tokens = runs.load_token_rows(args.tokens, cfg)
+    return args, cfg, model, tokens

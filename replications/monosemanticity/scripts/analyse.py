@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
+from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import load_tensors, read_json, save_tensors, write_json
 from shared.sae_io import load_sae_lens
-from shared.scripts.common import fail
 
 
 def load_sae(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:
@@ -35,7 +35,7 @@ def load_sae(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.Frequency
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
-def case_payload(cases: list[A.CaseStudy], decode) -> tuple[dict, dict]:
+def case_payload(cases: list[C.CaseStudy], decode) -> tuple[dict, dict]:
     """Case studies as tensors and JSON (decoded token strings, for the figure and readers)."""
     tensors, meta = {}, []
     for i, c in enumerate(cases):
@@ -48,7 +48,7 @@ def case_payload(cases: list[A.CaseStudy], decode) -> tuple[dict, dict]:
                      "centre": c.centre, "vocab": {str(t): decode(t) for t in sorted(ids)},
                      "top_tokens": [decode(int(t)) for t in c.top_token_ids],
                      "bottom_tokens": [decode(int(t)) for t in c.bottom_token_ids]})
-    return tensors, {"cases": meta, "logit_note": A.LOGIT_NOTE}
+    return tensors, {"cases": meta, "logit_note": C.LOGIT_NOTE}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = setup(args.profile, args.threads)
     t0 = time.perf_counter()
     settings, thr = cfg.analysis, cfg.analysis.ultra_low_threshold
-    try:
+    with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)
         weights, freq = load_sae(args.sae, thr)
@@ -69,8 +69,6 @@ def main(argv: list[str] | None = None) -> None:
         weights_o, freq_o = load_sae(args.orthogonal, thr)
         old_direction = load_tensors(args.orthogonal / runs.DIRECTION_FILE)["direction"]
         direction_info = read_json(args.orthogonal / "direction.json")
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
-        fail(err)
     layer = int(cfg.model.hook_name.split(".")[1])
     W_out = model.blocks[layer].mlp.W_out.detach().cpu().float()  # [d_mlp, d_model]
     W_U = model.W_U.detach().cpu().float()
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     ln_w = getattr(model.ln_final, "w", None)
     ln_w = None if ln_w is None else ln_w.detach().cpu().float()
 
-    main_an = A.analyse_sae(weights, freq, W_out, settings)
+    main_an = AR.analyse_sae(weights, freq, W_out, settings)
     cluster2 = A.ultra_low_cluster(weights2, freq2.ultra_low, settings)
     seed_cos = (A.direction_cosine(main_an.cluster.mean_direction, cluster2.mean_direction)
                 if main_an.cluster.n and cluster2.n else math.nan)
@@ -86,11 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     acts_fn = A.hooked_acts_fn(model, cfg.model.hook_name)
     cofire, cofire_seq, cofire_pos = A.max_cluster_cofiring(
         tokens.eval, acts_fn, weights, freq.ultra_low, cfg.case_studies.batch_size)
-    features = A.select_case_features(freq, cfg.case_studies)
-    cases = A.case_studies(weights, freq, features, tokens.eval, acts_fn, W_out, W_U, ln_w,
+    features = C.select_case_features(freq, cfg.case_studies)
+    cases = C.case_studies(weights, freq, features, tokens.eval, acts_fn, W_out, W_U, ln_w,
                            cfg.case_studies, settings) if len(features) else []
 
-    metrics = A.summary_metrics(main_an, seed_cos, orth, cofire)
+    metrics = AR.summary_metrics(main_an, seed_cos, orth, cofire)
     # The stand-in's never-fired features belong to the cluster: their encoder vectors point
     # along the ultra-low mean direction too.
     dead = freq.dead.nonzero().flatten()

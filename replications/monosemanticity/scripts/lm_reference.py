@@ -15,13 +15,12 @@ from pathlib import Path
 
 import torch
 
-from replications.monosemanticity import plots, runs
-from replications.monosemanticity.scripts._common import parser, setup
+from replications.monosemanticity import plots
+from replications.monosemanticity.scripts._common import open_inputs, parser
 from shared.cli import run
-from shared.config import ConfigError, config_hash
+from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 @torch.no_grad()
@@ -38,13 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
+    args, cfg, model, tokens = open_inputs(p, argv)
     by_pos = loss_by_position(model, tokens.eval[: cfg.model.loss_eval_rows],
                               cfg.train.eval_batch_rows)
     mean = float(by_pos.mean())

@@ -18,16 +18,20 @@ from pathlib import Path
 import torch
 
 from replications.monosemanticity import analysis as A
+from replications.monosemanticity import analysis_results as AR
+from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
-from replications.monosemanticity.pipeline import FIGURES
 from replications.monosemanticity.scripts._common import parser, setup
+from shared import pipeline
 from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import load_tensors, read_json
 from shared.sae import SAEConfig
 from shared.sae_io import load_sae_lens
+
+FIGURES = pipeline.figures("monosemanticity")  # from the manifest, writeup.yaml
 
 
 def load(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:
@@ -36,13 +40,13 @@ def load(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySumm
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
-def load_cases(analysis_dir: Path) -> tuple[list[A.CaseStudy], dict[int, str]]:
+def load_cases(analysis_dir: Path) -> tuple[list[C.CaseStudy], dict[int, str]]:
     meta = read_json(analysis_dir / "case_studies.json")
     tensors = load_tensors(analysis_dir / "case_studies.safetensors")
     cases, vocab = [], {}
     for i, c in enumerate(meta["cases"]):
         vocab |= {int(k): v for k, v in c["vocab"].items()}
-        cases.append(A.CaseStudy(
+        cases.append(C.CaseStudy(
             feature=c["feature"], frequency=c["frequency"], label=c["label"], centre=c["centre"],
             **{name: tensors[f"{i}.{name}"] for name in (
                 "context_tokens", "context_acts", "max_acts", "top_token_ids",
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     seed_cos = metrics.get("seed_mean_cosine")
     seed_cos = math.nan if seed_cos is None else float(seed_cos)
 
-    an = A.analyse_sae(weights, freq, W_out, settings)
+    an = AR.analyse_sae(weights, freq, W_out, settings)
     orth = A.orthogonal_retrain_analysis(direction, weights_o, freq_o, settings)
     cases, vocab = load_cases(args.analysis)
 

@@ -21,10 +21,9 @@ import torch
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run, user_errors
 from shared.config import ConfigError
 from shared.io import save_tensors
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,11 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     per_row = m.dataset_row_len // m.seq_len
     # Data-set rows needed (0 = all): held-out + training rows, rounded up.
     n_rows = 0 if m.train_rows == 0 else -(-(m.eval_rows + m.train_rows) // per_row)
-    try:
+    with user_errors():
         rows = runs.paper_token_rows(m.dataset, m.dataset_row_len, m.seq_len, bos, n_rows,
                                      m.data_seed)
-    except (ValueError, ConfigError) as err:
-        fail(err)
     if rows.shape[0] <= m.eval_rows:
         fail(ConfigError(f"{m.dataset}: {rows.shape[0]} rows, model.eval_rows wants more"))
     val, train = rows[: m.eval_rows], rows[m.eval_rows:]

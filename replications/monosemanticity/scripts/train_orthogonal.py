@@ -19,12 +19,10 @@ from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
-from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run
-from shared.config import ConfigError
+from replications.monosemanticity.scripts._common import open_inputs, parser
+from shared.cli import run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,15 +31,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="the first SAE's output directory")
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
+    args, cfg, model, tokens = open_inputs(p, argv)
+    with user_errors():
         first, _, _ = load_sae_lens(args.source)
         freq, _ = runs.load_frequency(args.source)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     direction = runs.ultra_low_direction(first, freq, cfg)
     device = next(model.parameters()).device
     u = direction.vector.to(device)

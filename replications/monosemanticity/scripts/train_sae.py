@@ -17,11 +17,9 @@ import sys
 from pathlib import Path
 
 from replications.monosemanticity import runs
-from replications.monosemanticity.scripts._common import parser, setup
+from replications.monosemanticity.scripts._common import open_inputs, parser
 from shared.cli import run
-from shared.config import ConfigError
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,15 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", choices=("main", "seed2"), required=True)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg, model, tokens = open_inputs(p, argv)
     sae_cfg = cfg.sae if args.run == "main" else dataclasses.replace(
         cfg.sae, seed=cfg.second_seed.seed)
-    try:
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     result = runs.train_run(cfg, sae_cfg, model, tokens,
                             args.checkpoint_dir / f"sae_{args.run}.safetensors",

@@ -11,9 +11,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from replications.steering.config import WRITEUP, Config, load
-from shared.cli import load_and_setup, script_parser
+from shared.cli import load_and_setup, script_parser, user_errors
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
+from shared.io import load_tensors, read_json
 
 
 def parser(description: str, model: bool = True, tokens: bool = True) -> argparse.ArgumentParser:
@@ -32,16 +33,28 @@ def setup(profile: str, threads: int, seed: int = 0) -> Config:
     return load_and_setup(load, profile, threads, seed)
 
 
+def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, Config, Any, Rows | None]:
+    """Every model script's start: the arguments, the profile's configuration (seeds, threads),
+    the model and, when the parser takes --tokens, the token rows (user errors: one line)."""
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    with user_errors():
+        model = load_lm(args.model, cfg.model.device)
+        rows = load_rows(args.tokens, cfg) if getattr(args, "tokens", None) else None
+    return args, cfg, model, rows
+
+
+def load_vectors(path: Path) -> tuple[dict[str, Tensor], dict]:
+    """The steer_vectors outputs: the vectors and their analysis."""
+    with user_errors():
+        return load_tensors(path / "vectors.safetensors"), read_json(path / "analysis.json")
+
+
 def load_lm(spec: str | Path, device: str) -> Any:
     """The LM with TransformerLens's usual weight processing (as ActAdd's `from_pretrained`)."""
     from shared.lm import load_model
 
-    model = load_model(spec, device, processed=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    if model.tokenizer is None:
-        raise ValueError(f"{spec}: the model has no tokenizer (needed for the prompts)")
-    return model
+    return load_model(spec, device, processed=True, frozen=True, need_tokenizer=True)
 
 
 @dataclasses.dataclass(frozen=True)

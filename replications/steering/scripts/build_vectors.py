@@ -19,26 +19,19 @@ from pathlib import Path
 from replications.steering import experiments as E
 from replications.steering import features as F
 from replications.steering import sae_run
-from replications.steering.scripts._common import load_lm, load_rows, parser, setup
+from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
-from shared.cli import run
-from shared.config import ConfigError
+from shared.cli import run, user_errors
 from shared.io import save_tensors, write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sae", type=Path, required=True, help="the steer_sae output directory")
     p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = load_lm(args.model, cfg.model.device)
-        rows = load_rows(args.tokens, cfg)
+    args, cfg, model, rows = open_inputs(p, argv)
+    with user_errors():
         run_ = sae_run.load_run(args.sae, model_device(model))
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     sae, freq = run_.sae, run_.frequency.float().cpu()
     anger, anger_info = E.build_anger(model, sae, freq, cfg)
     weddings, wed_info = E.build_weddings(model, sae, freq, cfg)

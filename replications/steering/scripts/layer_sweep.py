@@ -21,25 +21,20 @@ from replications.steering.actadd import actadd_vector, encode, make_pair
 from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate_multi, seed_uniforms
-from replications.steering.scripts._common import load_lm, parser, setup
-from shared.cli import run
+from replications.steering.scripts._common import open_inputs, parser
+from shared.cli import run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], tokens=False)
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = load_lm(args.model, cfg.model.device)
+    args, cfg, model, _ = open_inputs(p, argv)
+    with user_errors():
         layers = cfg.layer_sweep.layers
         if layers[-1] >= model.cfg.n_layers:
             raise ConfigError(f"layer_sweep.layers: the model has {model.cfg.n_layers} layers")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     s, n = cfg.sampling, cfg.layer_sweep.n_seeds
     sampler = Sampler(s.temperature, s.top_p, s.freq_penalty, s.candidates)
     tok, eos = model.tokenizer, model.tokenizer.eos_token_id

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 from replications.steering import plots
-from replications.steering.pipeline import FIGURES
 from replications.steering.scripts._common import parser, provenance, setup
+from shared import pipeline
 from shared.cli import run
 from shared.io import read_json
+
+FIGURES = pipeline.figures("steering")  # from the manifest, writeup.yaml
 
 
 def _pick(conds: list[dict], method: str, coeff: float) -> dict:

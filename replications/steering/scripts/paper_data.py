@@ -18,7 +18,7 @@ import einops
 import torch
 
 from replications.steering.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import fail, run
 from shared.io import save_tensors
 
 
@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = setup(args.profile, args.threads)
     if cfg.model.source != "pretrained":
-        raise SystemExit("error: paper_data is for model.source: pretrained")
+        fail("paper_data is for model.source: pretrained")
     from transformer_lens.loading_from_pretrained import get_official_model_name
     from transformers import AutoTokenizer
 
-    from shared.lm import load_token_dataset
+    from shared.token_data import load_token_dataset
 
     d = cfg.data
     tok = AutoTokenizer.from_pretrained(get_official_model_name(cfg.model.name))

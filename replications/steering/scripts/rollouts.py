@@ -21,25 +21,17 @@ from tqdm import tqdm
 from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate, seed_uniforms
-from replications.steering.scripts._common import load_lm, parser, setup
+from replications.steering.scripts._common import load_vectors, open_inputs, parser
 from shared.cli import run
-from shared.config import ConfigError
-from shared.io import load_tensors, read_json, write_json
-from shared.scripts.common import fail
+from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], tokens=False)
     p.add_argument("--vectors", type=Path, required=True, help="the steer_vectors directory")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = load_lm(args.model, cfg.model.device)
-        tensors = load_tensors(args.vectors / "vectors.safetensors")
-        analysis = read_json(args.vectors / "analysis.json")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
+    args, cfg, model, _ = open_inputs(p, argv)
+    tensors, analysis = load_vectors(args.vectors)
     s = cfg.sampling
     sampler = Sampler(s.temperature, s.top_p, s.freq_penalty, s.candidates)
     eos = model.tokenizer.eos_token_id

@@ -16,26 +16,21 @@ import time
 from pathlib import Path
 
 from replications.steering.evaluation import spliced_loss
-from replications.steering.scripts._common import load_lm, load_rows, parser, setup
+from replications.steering.scripts._common import (
+    load_vectors,
+    open_inputs,
+    parser,
+)
 from shared.cli import run
-from shared.config import ConfigError
-from shared.io import load_tensors, read_json, write_json
-from shared.scripts.common import fail
+from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--vectors", type=Path, required=True, help="the steer_vectors directory")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = load_lm(args.model, cfg.model.device)
-        rows = load_rows(args.tokens, cfg)
-        tensors = load_tensors(args.vectors / "vectors.safetensors")
-        analysis = read_json(args.vectors / "analysis.json")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
+    args, cfg, model, rows = open_inputs(p, argv)
+    tensors, analysis = load_vectors(args.vectors)
     out, t0 = {}, time.perf_counter()
     for name in ("anger", "weddings"):
         losses = spliced_loss(model, rows.loss, tensors[f"{name}/vectors"], cfg.model.layer,

@@ -17,31 +17,25 @@ import time
 from pathlib import Path
 
 from replications.steering import sae_run
-from replications.steering.scripts._common import load_lm, load_rows, parser, setup
+from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
-from shared.cli import run
+from shared.cli import run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
-from shared.scripts.common import fail
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--checkpoint-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
-    try:
-        model = load_lm(args.model, cfg.model.device)
-        rows = load_rows(args.tokens, cfg)
+    args, cfg, model, rows = open_inputs(p, argv)
+    with user_errors():
         if cfg.model.hook_name not in model.hook_dict:
             raise ConfigError(f"model.layer {cfg.model.layer}: the model has "
                               f"{model.cfg.n_layers} layers")
         if cfg.sae_run.source == "train" and cfg.sae.d_in != model.cfg.d_model:
             raise ConfigError(f"sae.d_in {cfg.sae.d_in} != the model's d_model "
                               f"{model.cfg.d_model}")
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        fail(err)
     t0 = time.perf_counter()
     history: list = []
     if cfg.sae_run.source == "train":
@@ -49,11 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         sae, history = sae_run.train(cfg, model, rows.sae_train,
                                      args.checkpoint_dir / "sae.safetensors", rows.sha256)
     else:
-        try:
+        with user_errors():
             sae, _ = sae_run.load(Path(cfg.sae_run.load_dir), cfg, model.cfg.d_model,
                                   model_device(model))
-        except (FileNotFoundError, ValueError) as err:
-            fail(err)
     seconds = time.perf_counter() - t0
     metrics, freq = sae_run.evaluate(cfg, model, sae, rows.sae_eval)
     metrics["source"] = cfg.sae_run.source

@@ -13,7 +13,7 @@ from shared.config import config_hash
 from shared.figures import Provenance
 from shared.runtime import pick_device, seed_everything, set_threads
 
-WRITEUP = "toy_models"
+WRITEUP = "toy_models"  # the write-up's name (as in config.py, not imported: it loads every part)
 
 
 def parser(description: str, training: bool) -> argparse.ArgumentParser:
@@ -26,6 +26,15 @@ def load_config(profile: str) -> Any:
     from replications.toy_models.config import load
 
     return load(profile)
+
+
+def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None,
+                ) -> tuple[argparse.Namespace, Any, torch.device]:
+    """A model script's start: the arguments, the profile's configuration, then threads, seeds
+    and the device."""
+    args = p.parse_args(argv)
+    cfg = load_config(args.profile)
+    return args, cfg, setup(cfg, args.threads)
 
 
 def setup(cfg: Any, threads: int) -> torch.device:

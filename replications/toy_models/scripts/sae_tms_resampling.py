@@ -16,11 +16,10 @@ from replications.toy_models.sae_tms import (
     run_resampling_study,
 )
 from replications.toy_models.scripts._common import (
-    load_config,
+    open_inputs,
     output_metadata,
     parser,
     remove_finished,
-    setup,
 )
 from shared.cli import run
 from shared.config import config_hash
@@ -31,9 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    device = setup(cfg, args.threads)
+    args, cfg, device = open_inputs(p, argv)
     scfg: SAETMSConfig = cfg.sae_tms
     start = time.perf_counter()
     study, weights = run_resampling_study(

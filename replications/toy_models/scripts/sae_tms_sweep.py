@@ -13,11 +13,10 @@ import torch
 
 from replications.toy_models.sae_tms import SAETMSConfig, run_width_sweep, train_source_tms
 from replications.toy_models.scripts._common import (
-    load_config,
+    open_inputs,
     output_metadata,
     parser,
     remove_finished,
-    setup,
 )
 from replications.toy_models.tms import sub_seed
 from shared.cli import run
@@ -29,9 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    device = setup(cfg, args.threads)
+    args, cfg, device = open_inputs(p, argv)
     scfg: SAETMSConfig = cfg.sae_tms
     fingerprint = f"{config_hash(scfg)}/{cfg.seed}/sweep"
     start = time.perf_counter()

@@ -12,11 +12,10 @@ from pathlib import Path
 import torch
 
 from replications.toy_models.scripts._common import (
-    load_config,
+    open_inputs,
     output_metadata,
     parser,
     remove_finished,
-    setup,
 )
 from replications.toy_models.tms import (
     TMSConfig,
@@ -40,9 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--out", type=Path, required=True, help="weights (.safetensors)")
     p.add_argument("--log", type=Path, required=True, help="training log (.json)")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    device = setup(cfg, args.threads)
+    args, cfg, device = open_inputs(p, argv)
     tcfg: TMSConfig = cfg.tms
     tensors, log = {}, {}
     for name in SWEEPS:

@@ -8,32 +8,29 @@ is written, and the exit status is 1, if the converted model disagrees with trac
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser, setup
-from shared.cli import run
+from replications.toy_models.scripts._common import open_inputs, parser
+from shared.cli import fail, run
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=False)
     p.add_argument("--program", required=True, help="library program (reverse, sort, ...)")
     p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    setup(cfg, args.threads)
+    args, cfg, _ = open_inputs(p, argv)
     # Imported after the config so a bad profile fails before jax loads.
     from replications.toy_models.tracr_models import compile_and_convert, describe, save_converted
 
     if args.program not in cfg.tracr.programs:
-        sys.exit(f"tracr_compile: program {args.program!r} is not in tracr.programs "
-                 f"{list(cfg.tracr.programs)} of profile {args.profile}")
+        fail(f"tracr_compile: program {args.program!r} is not in tracr.programs "
+             f"{list(cfg.tracr.programs)} of profile {args.profile}")
     start = time.perf_counter()
     model, info, domain = compile_and_convert(args.program, cfg.tracr)
     print(f"[tracr_compile] {describe(info)} ({time.perf_counter() - start:.1f}s)")
     if not info.check["passed"]:
-        sys.exit(f"tracr_compile: converted {args.program} disagrees with tracr: {info.check}")
+        fail(f"tracr_compile: converted {args.program} disagrees with tracr: {info.check}")
     save_converted(args.out_dir, model, info)
     domain.save(args.out_dir / "domain.safetensors")
 

@@ -8,12 +8,11 @@ values per width, uncompressed accuracy, training history, summary) and the lear
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser, setup
-from shared.cli import run
+from replications.toy_models.scripts._common import open_inputs, parser
+from shared.cli import fail, run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -24,9 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="results (.json)")
     p.add_argument("--weights", type=Path, required=True, help="learned W per width (.safetensors)")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    setup(cfg, args.threads)
+    args, cfg, _ = open_inputs(p, argv)
     import dataclasses
 
     from replications.toy_models.tracr_compression import summarise, train_compression
@@ -34,11 +31,11 @@ def main(argv: list[str] | None = None) -> None:
 
     ccfg = cfg.compression
     if args.program not in ccfg.programs:
-        sys.exit(f"tracr_compress: {args.program!r} is not in compression.programs "
-                 f"{list(ccfg.programs)} of profile {args.profile}")
+        fail(f"tracr_compress: {args.program!r} is not in compression.programs "
+             f"{list(ccfg.programs)} of profile {args.profile}")
     model, info = load_converted(args.model_dir)
     if info.program != args.program:
-        sys.exit(f"tracr_compress: {args.model_dir} holds {info.program}, not {args.program}")
+        fail(f"tracr_compress: {args.model_dir} holds {info.program}, not {args.program}")
     domain = Domain.load(args.model_dir / "domain.safetensors")
     start = time.perf_counter()
     comp, result = train_compression(

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser
+from replications.toy_models.scripts._common import WRITEUP, load_config, parser
 from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
-
-WRITEUP = "toy_models"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from replications.toy_models.scripts._common import load_config, parser, setup
+from replications.toy_models.scripts._common import WRITEUP, open_inputs, parser
 from shared.cli import run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import write_json
-
-WRITEUP = "toy_models"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,9 +23,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="directories with model.safetensors + model.json")
     p.add_argument("--out", type=Path, required=True, help="results and metrics (.json)")
     p.add_argument("--figure", type=Path, required=True, help="recovery figure (.png)")
-    args = p.parse_args(argv)
-    cfg = load_config(args.profile)
-    setup(cfg, args.threads)
+    args, cfg, _ = open_inputs(p, argv)
     from replications.toy_models.tracr_models import load_converted
     from replications.toy_models.tracr_sae import plot_recovery, sae_on_program, summary_metrics
 

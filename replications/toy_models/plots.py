@@ -1,0 +1,218 @@
+"""The toy-models write-up's figures: TMS geometry and feature dimensionality (tms.py), and the
+SAE-on-TMS sweeps (sae_tms.py). Each function returns a matplotlib figure; the scripts save it
+with shared.figures.save_figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib import colors
+
+from replications.toy_models.sae_tms import best_seed_mean_mmcs
+from replications.toy_models.tms import (
+    STICKY_FRACTIONS,
+    dimensions_per_feature,
+    feature_dimensionality,
+    feature_norms,
+    superposition,
+)
+from shared.figures import PALETTE
+
+
+def geometry_figure(W: torch.Tensor, prob: torch.Tensor, importance: torch.Tensor,
+                    threshold: float) -> plt.Figure:
+    """Columns: sparsities. Rows: W^T W, the feature directions (2-D models only), and the
+    feature norms coloured by superposition."""
+    n_inst, n_hidden, n_feat = W.shape
+    show_arrows = n_hidden == 2
+    n_rows = 3 if show_arrows else 2
+    fig, axes = plt.subplots(
+        n_rows, n_inst, figsize=(1.45 * n_inst + 0.9, 1.5 * n_rows + 0.9), squeeze=False,
+        gridspec_kw={"height_ratios": [1.0, 1.0, 0.8][:n_rows] if show_arrows else [1.0, 0.8]},
+    )
+    gram = torch.einsum("ihf,ihg->ifg", W, W)
+    lim = float(gram.abs().max())
+    sup = superposition(W)
+    norms = feature_norms(W)
+    cmap_bar = plt.get_cmap("plasma")
+    bar_norm = colors.Normalize(vmin=0.0, vmax=1.0)
+    for k in range(n_inst):
+        ax = axes[0, k]
+        im = ax.imshow(gram[k].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"1-S = {prob[k]:.3g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if show_arrows:
+            ax = axes[1, k]
+            for i in range(n_feat):
+                x, y = W[k, 0, i].item(), W[k, 1, i].item()
+                ax.plot([0, x], [0, y], color=PALETTE[i % len(PALETTE)], lw=1.5)
+                ax.scatter([x], [y], color=PALETTE[i % len(PALETTE)], s=10, zorder=3)
+            r = max(1.2, float(norms.max()) * 1.1)
+            ax.set_xlim(-r, r)
+            ax.set_ylim(-r, r)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for side in ("left", "bottom"):
+                ax.spines[side].set_visible(False)
+            # Faint unit circle and axes: reference for the norms and angles.
+            ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.8", lw=0.6))
+            ax.axhline(0, color="0.85", lw=0.5, zorder=0)
+            ax.axvline(0, color="0.85", lw=0.5, zorder=0)
+            represented = int((norms[k] > threshold).sum())
+            ax.set_xlabel(f"{represented} represented", fontsize=8)
+        ax = axes[-1, k]
+        ax.barh(np.arange(n_feat), norms[k].numpy(), color=cmap_bar(bar_norm(sup[k].numpy())),
+                edgecolor="0.3", linewidth=0.4)
+        ax.set_xlim(0, max(1.3, float(norms.max()) * 1.05))
+        ax.invert_yaxis()
+        ax.set_yticks(range(n_feat) if n_feat <= 10 else [])
+        if k > 0:
+            ax.set_yticklabels([])
+        ax.set_xlabel(r"$\|W_i\|$")
+    axes[0, 0].set_ylabel(r"$W^\top W$")
+    if show_arrows:
+        axes[1, 0].set_ylabel("feature directions\n(columns of W)")
+    decay = float(importance[1] / importance[0]) if n_feat > 1 else 1.0
+    axes[-1, 0].set_ylabel(f"feature $i$\n(importance ${decay:g}^i$)")
+    fig.colorbar(im, ax=axes[0, :].tolist(), fraction=0.02, pad=0.01, label=r"$W^\top W$")
+    sm = plt.cm.ScalarMappable(norm=bar_norm, cmap=cmap_bar)
+    cbar = fig.colorbar(sm, ax=axes[-1, :].tolist(), fraction=0.02, pad=0.01,
+                        label="superposition\n" + r"$\sum_{j\neq i}(\hat{W}_i\cdot W_j)^2$")
+    cbar.set_ticks([0, 0.5, 1.0], labels=["0", "0.5", "≥1"])
+    fig.suptitle(f"TMS {n_feat} features in {n_hidden} dimensions across sparsity "
+                 "(1-S = feature probability)", fontsize=10)
+    return fig
+
+
+def dimensionality_figure(W: torch.Tensor, prob: torch.Tensor) -> plt.Figure:
+    """Scatter of D_i against 1/(1-S), dimensions per feature as a line, sticky fractions dashed."""
+    dims = feature_dimensionality(W)
+    dpf = dimensions_per_feature(W)
+    inv = (1.0 / prob).numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for num, den in STICKY_FRACTIONS:
+        ax.axhline(num / den, color="0.5", ls="--", lw=0.8, zorder=1)
+        # Labels just outside the right edge (x in axes units, y in data units).
+        ax.text(1.01, num / den, f"{num}/{den}" if den > 1 else "1", va="center", fontsize=8,
+                color="0.35", transform=ax.get_yaxis_transform())
+    # Small multiplicative jitter in x so points of one sparsity do not hide each other.
+    rng = np.random.default_rng(0)
+    for k in range(W.shape[0]):
+        jitter = np.exp(rng.uniform(-0.04, 0.04, size=W.shape[-1]))
+        ax.scatter(inv[k] * jitter, dims[k].numpy(), s=6, alpha=0.35, color=PALETTE[0],
+                   linewidths=0, zorder=2,
+                   label="feature dimensionality $D_i$" if k == 0 else None)
+    ax.plot(inv, dpf.numpy(), color="black", lw=1.6, marker="o", ms=3, zorder=3,
+            label=r"dimensions per feature $m / \|W\|_F^2$")
+    ax.set_xscale("log")
+    ax.set_xlim(inv.min() * 0.85, inv.max() * 1.5)
+    ax.set_ylim(-0.03, 1.1)
+    ax.set_xlabel("1 / (1-S)  (inverse feature probability)")
+    ax.set_ylabel("dimensions per feature")
+    ax.set_title(f"Feature dimensionality: {W.shape[-1]} features in {W.shape[1]} dimensions",
+                 fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    legend = ax.legend(handles, labels, loc="upper right", bbox_to_anchor=(1.0, 0.94),
+                       frameon=True)
+    for handle in legend.legend_handles:
+        handle.set_alpha(1.0)
+    return fig
+
+
+MODE_LABELS = {"none": "no resampling", "reinit": "resampling (re-init)",
+               "anthropic": "resampling (Anthropic, loss-weighted)"}
+
+
+def heatmap_figure(sweep: dict[str, Any]) -> plt.Figure:
+    """Rows: width multiples; columns: L1 coefficients; each cell: seed-mean MMCS."""
+    scores = np.array(sweep["mmcs"]).mean(-1)  # [n_widths, n_l1], mean over seeds
+    fig, ax = plt.subplots(figsize=(1.0 * scores.shape[1] + 2.6, 0.45 * scores.shape[0] + 1.6))
+    im = ax.imshow(scores, cmap="viridis", vmin=min(0.5, scores.min()), vmax=1.0, aspect="auto")
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            ax.text(j, i, f"{scores[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if scores[i, j] > 0.8 else "white")
+    ax.set_xticks(range(scores.shape[1]), [f"{c:g}" for c in sweep["l1_coeffs"]])
+    ax.set_yticks(range(scores.shape[0]), [f"{m:g} ({w})" for m, w in
+                                           zip(sweep["width_multiples"], sweep["widths"])])
+    true_row = sweep["width_multiples"].index(1.0)
+    ax.axhline(true_row - 0.5, color="white", lw=1.2, ls="--")
+    ax.axhline(true_row + 0.5, color="white", lw=1.2, ls="--")
+    ax.grid(False)
+    ax.set_xlabel("L1 coefficient")
+    ax.set_ylabel("SAE width / F  (width)")
+    ax.set_title(f"SAE MMCS (mean of {sweep['n_seeds']} seeds), TMS {sweep['n_features']} "
+                 f"features in {sweep['n_hidden']} dims\n({sweep['n_represented']} represented; "
+                 "dashed: width = F)", fontsize=10)
+    fig.colorbar(im, ax=ax, label="MMCS")
+    return fig
+
+
+def width_figure(sweep: dict[str, Any]) -> plt.Figure:
+    """Seed-mean MMCS against width multiple per L1 (seeds as faint points), best over L1 in
+    black, dashed line at width = F."""
+    per_seed = np.array(sweep["mmcs"])  # [width, l1, seed]
+    scores = per_seed.mean(-1)
+    mults = np.array(sweep["width_multiples"])
+    n_l1 = scores.shape[1]
+    fig, ax = plt.subplots(figsize=(5.4, 3.7))
+    ax.axvline(1.0, color="0.3", ls="--", lw=1.0, label="width = true feature count F")
+    for j, c in enumerate(sweep["l1_coeffs"]):
+        color = PALETTE[j % len(PALETTE)]
+        # Offset L1 values a little along x so their seed points stay distinguishable.
+        x = mults * 2 ** (0.03 * (j - (n_l1 - 1) / 2))
+        ax.plot(x, scores[:, j], marker="o", ms=3.5, lw=1.2, color=color, label=f"L1 = {c:g}")
+        for xi, pts in zip(x, per_seed[:, j]):
+            ax.scatter([xi] * len(pts), pts, s=7, color=color, alpha=0.3, linewidths=0)
+    ax.plot(mults, scores.max(1), color="black", lw=2.0, alpha=0.6, label="best L1 (seed mean)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(mults, [f"{m:g}" for m in mults])
+    ax.minorticks_off()
+    ax.set_ylim(min(0.4, per_seed.min() - 0.05), 1.03)
+    ax.set_xlabel("SAE width / number of true features F  (log scale)")
+    ax.set_ylabel(f"MMCS (mean of {sweep['n_seeds']} seeds; points: seeds)")
+    ax.set_title(f"The cliff at width = F (TMS {sweep['n_features']} features in "
+                 f"{sweep['n_hidden']} dims)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def resampling_figure(study: dict[str, Any]) -> plt.Figure:
+    """Best-over-L1 seed-mean MMCS (with per-seed points) against F/H for every mode."""
+    ratios = np.array(study["ratios"], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    n_modes = len(study["modes"])
+    for m, mode in enumerate(study["modes"]):
+        means, stds, seeds = [], [], []
+        for entry in study["per_ratio"]:
+            mean, std, k = best_seed_mean_mmcs(entry, mode)
+            means.append(mean)
+            stds.append(std)
+            seeds.append(entry[f"mmcs_{mode}"][int(k)])
+        # Offset the modes a little along x so their seed points do not overlap.
+        x = ratios * 2 ** (0.06 * (m - (n_modes - 1) / 2))
+        color = PALETTE[m % len(PALETTE)]
+        ax.errorbar(x, means, yerr=stds, marker="o", ms=4, lw=1.5, capsize=3, color=color,
+                    label=MODE_LABELS.get(mode, mode))
+        for xi, pts in zip(x, seeds):
+            ax.scatter([xi] * len(pts), pts, s=9, color=color, alpha=0.4, linewidths=0)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
+    ax.minorticks_off()
+    ax.set_ylim(None, 1.03)
+    labels = ", ".join(f"{e['n_represented']}/{e['n_features']}" for e in study["per_ratio"])
+    n_hidden = study["per_ratio"][0]["n_hidden"]
+    ax.set_xlabel(f"features / hidden dims of the TMS (F/H, H = {n_hidden})"
+                  f"\nrepresented features: {labels}")
+    ax.set_ylabel("MMCS (best L1; mean ± sd over seeds)")
+    ax.set_title("SAE of width = represented features: effect of resampling", fontsize=10)
+    ax.legend(loc="best", fontsize=7)
+    return fig

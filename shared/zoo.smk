@@ -1,0 +1,105 @@
+# The model zoo: every stand-in language model (corpus -> tokenizer -> LM) is built by the three
+# rules below, whichever write-up asks for it; no write-up writes training rules of its own.
+#
+# The write-up whose config holds a stand-in's settings (its `corpus`, `tokenizer` and `lm`
+# sections) declares the model by name in its rules file with `zoo_stand_in(...)` (defined in
+# shared/common.smk), which returns where the model's files are. All of one model's files live
+# in one folder, results/<profile>/<owner>/{corpus,tokenizer,lm}/, and scripts load the model
+# from it with shared.lm.load_model, the function that loads a published model by name in the
+# paper profile. Included by the Snakefile after the write-ups' rules, so that every model is
+# declared before these rules read the registry (ZOO).
+
+ZOO_R = f"results/{PROFILE}/{{owner}}"
+# Only the owners of declared stand-ins (none in the paper profile: nothing matches).
+ZOO_OWNERS = "|".join(m["owner"] for m in ZOO.values()) or "(?!)"
+
+
+rule zoo_corpus:
+    """Model zoo, step 1: the local prose + code corpus (plus the owner's extra documents)."""
+    input:
+        extra_docs=lambda wildcards: _zoo_entry(wildcards)["extra_docs"],
+    output:
+        train=f"{ZOO_R}/corpus/train.txt",
+        val=f"{ZOO_R}/corpus/val.txt",
+        manifest=f"{ZOO_R}/corpus/manifest.json",
+    params:
+        profile=PROFILE,
+        config=_zoo_config("corpus"),
+        extra=lambda wildcards, input: " ".join(f"--extra-docs {p}" for p in input.extra_docs),
+        out_dir=lambda wildcards, output: str(Path(output.manifest).parent),
+    wildcard_constraints:
+        owner=ZOO_OWNERS,
+    log:
+        f"{LOGS}/{{owner}}/corpus.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    shell:
+        "python -m shared.scripts.build_corpus --writeup {wildcards.owner} "
+        "--profile {params.profile} --config {params.config:q} --out-dir {params.out_dir} "
+        "{params.extra} 2>&1 | tee {log}"
+
+
+rule zoo_tokenizer:
+    """Model zoo, step 2: byte-level BPE and fixed-length token rows, BOS first."""
+    input:
+        train=rules.zoo_corpus.output.train,
+        val=rules.zoo_corpus.output.val,
+    output:
+        tokenizer=f"{ZOO_R}/tokenizer/tokenizer.json",
+        tokens=f"{ZOO_R}/tokenizer/tokens.safetensors",
+        manifest=f"{ZOO_R}/tokenizer/manifest.json",
+    params:
+        profile=PROFILE,
+        config=_zoo_config("tokenizer"),
+        corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
+        out_dir=lambda wildcards, output: str(Path(output.tokens).parent),
+    wildcard_constraints:
+        owner=ZOO_OWNERS,
+    log:
+        f"{LOGS}/{{owner}}/tokenizer.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        ENV
+    shell:
+        "python -m shared.scripts.train_tokenizer --writeup {wildcards.owner} "
+        "--profile {params.profile} --config {params.config:q} "
+        "--corpus-dir {params.corpus_dir} --out-dir {params.out_dir} 2>&1 | tee {log}"
+
+
+rule zoo_lm:
+    """Model zoo, step 3: train the stand-in LM (resumable); loss curve beside it."""
+    input:
+        tokens=rules.zoo_tokenizer.output.tokens,
+        tokenizer=rules.zoo_tokenizer.output.tokenizer,
+    output:
+        model=f"{ZOO_R}/lm/model.safetensors",
+        config=f"{ZOO_R}/lm/lm_config.json",
+        history=f"{ZOO_R}/lm/history.json",
+        loss=f"{ZOO_R}/lm/lm_loss.png",
+        loss_pdf=f"{ZOO_R}/lm/lm_loss.pdf",
+    params:
+        profile=PROFILE,
+        config=_zoo_config("lm"),
+        ckpt=f"results/{PROFILE}/checkpoints/{{owner}}",
+        tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
+        out_dir=lambda wildcards, output: str(Path(output.model).parent),
+    wildcard_constraints:
+        owner=ZOO_OWNERS,
+    log:
+        f"{LOGS}/{{owner}}/lm.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        ENV
+    shell:
+        "python -m shared.scripts.train_lm --writeup {wildcards.owner} "
+        "--profile {params.profile} --config {params.config:q} --tokens {input.tokens} "
+        "--tokenizer-dir {params.tokenizer_dir} --out-dir {params.out_dir} "
+        "--checkpoint-dir {params.ckpt} --figure {output.loss} --threads {threads} "
+        "2>&1 | tee {log}"

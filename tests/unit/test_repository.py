@@ -1,0 +1,47 @@
+"""Repository conventions: every test file carries its tier marker (so `-m unit|integration|e2e`
+selects it) and CI runs the linter, the type checker and the README's test command."""
+
+import ast
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def _module_marker(path) -> str | None:
+    """The tier a file's module-level `pytestmark = pytest.mark.<tier>` names, if any."""
+    for node in ast.parse(path.read_text()).body:
+        if (isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
+                and isinstance(node.value, ast.Attribute)):
+            return node.value.attr
+    return None
+
+
+def test_every_test_file_is_marked_with_its_folders_tier():
+    files = sorted((ROOT / "tests").glob("*/test_*.py"))
+    assert files
+    wrong = {}
+    for path in files:
+        tier = path.parent.name
+        assert tier in TIERS, f"{path}: tests live in tests/unit, tests/integration or tests/e2e"
+        marker = _module_marker(path)
+        if marker != tier:
+            wrong[str(path.relative_to(ROOT))] = marker
+    assert not wrong, f"files without `pytestmark = pytest.mark.<tier>` of their folder: {wrong}"
+
+
+def test_ci_runs_lint_types_and_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    command = "bash env/bootstrap.sh && . .venv/bin/activate && python -m pytest"
+    assert command in readme
+    lines = [line.strip() for line in ci.splitlines() if line.strip() and not line.startswith("#")]
+    # The README's command, split over lines so each step stops CI on its own (set -e).
+    assert "bash env/bootstrap.sh && . .venv/bin/activate" in lines
+    assert lines[-1] == "python -m pytest"
+    assert "ruff check ." in lines and "mypy shared" in lines
