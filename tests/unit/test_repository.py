@@ -13,12 +13,15 @@ TIERS = ("unit", "integration", "e2e")
 
 
 def _module_marker(path) -> str | None:
-    """The tier a file's module-level `pytestmark = pytest.mark.<tier>` names, if any."""
+    """The tier a file's module-level `pytestmark` names: `pytest.mark.<tier>`, or a list of
+    marks (e.g. with a `skipif`) holding one of the tiers."""
     for node in ast.parse(path.read_text()).body:
-        if (isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
-                and isinstance(node.value, ast.Attribute)):
-            return node.value.attr
+        if not (isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)):
+            continue
+        marks = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+        tiers = [m.attr for m in marks if isinstance(m, ast.Attribute) and m.attr in TIERS]
+        return tiers[0] if len(tiers) == 1 else None
     return None
 
 
