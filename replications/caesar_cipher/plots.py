@@ -47,7 +47,7 @@ def accuracy_by_position(summary: dict, t: Tensors) -> plt.Figure:
         a.axhline(1 / 26, color=CHANCE_C, linestyle=":", label="chance 1/26")
         a.set_xlabel("sequence position")
         a.set_ylim(0, 1.02)
-        a.legend(loc="upper left", ncol=2)
+        a.legend(loc="center right")
     ax.set_ylabel("accuracy (argmax = rotation)")
     bx.set_ylabel("mean probability on the correct rotation")
     ax.set_title("Accuracy by position")
