@@ -227,6 +227,21 @@ def _to_logits(model: HookedTransformer, x: torch.Tensor, scale: torch.Tensor) -
     return out - out.mean(-1, keepdim=True)
 
 
+def layer1_ov_outputs(model: HookedTransformer, toks: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """[batch, pos, head, d_model]: what each layer-1 head writes when it attends fully to each
+    source position (layer 1's LayerNorm output, with its weight and bias, x W_V + b_V, x W_O);
+    and the final LayerNorm's scales. A head's real output is the attention-weighted sum of
+    these (tested)."""
+    names = ("blocks.1.ln1.hook_normalized", "ln_final.hook_scale")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(toks, names_filter=lambda x: x in names)
+        ln1 = model.blocks[1].ln1
+        normed = cache[names[0]] * ln1.w + ln1.b  # hook_normalized is before w and b
+        v = torch.einsum("bpd,hde->bphe", normed, model.W_V[1]) + model.b_V[1]
+        return torch.einsum("bphe,hed->bphd", v, model.W_O[1]), cache[names[1]]
+
+
 def layer1_ov(model: HookedTransformer, md: ModeData) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """All 100 x 26 (word, rotation) pairs as 3-token sequences: each layer-1 head's OV output
     from 0A, 0B and 0C (as if it attended there fully), read as logits; the correct rotation's
@@ -236,14 +251,9 @@ def layer1_ov(model: HookedTransformer, md: ModeData) -> tuple[dict[str, Any], d
     rots = torch.arange(data.N_ROT)
     toks = data.rotate(words.repeat_interleave(data.N_ROT, 0), rots.repeat(n))
     labels = rots.repeat(n)
-    names = ("blocks.1.ln1.hook_normalized", "ln_final.hook_scale")
     with torch.no_grad():
-        _, cache = model.run_with_cache(toks, names_filter=lambda x: x in names)
-        normed = cache[names[0]]  # [batch, pos, d_model], layer 1's LN output (w, b applied)
-        scale = cache[names[1]].mean()
-        v = torch.einsum("bpd,hde->bphe", normed, model.W_V[1]) + model.b_V[1]
-        out = torch.einsum("bphe,hed->bphd", v, model.W_O[1])  # [batch, pos, head, d_model]
-        logits = _to_logits(model, out, scale)  # [batch, pos, head, 26]
+        out, scale = layer1_ov_outputs(model, toks)
+        logits = _to_logits(model, out, scale.mean())  # [batch, pos, head, 26]
     correct = logits.gather(-1, labels[:, None, None, None].expand(-1, 3, model.cfg.n_heads, 1))[..., 0]
     wrong = logits.gather(-1, ((labels + 1 + torch.arange(len(labels)) % 25) % 26)
                           [:, None, None, None].expand(-1, 3, model.cfg.n_heads, 1))[..., 0]

@@ -128,3 +128,22 @@ def test_dla_components_sum_to_the_centred_logits():
     assert torch.allclose(d.sum(0), expected, atol=1e-4)
     _, t2 = analysis.dla(model, toks, labels, 1)
     assert not torch.allclose(t2["dla_correct"], d)
+
+
+def test_layer1_ov_outputs_recompose_the_heads_output():
+    """Each layer-1 head's output is its attention pattern applied to the per-source outputs
+    the OV analysis reads (so the analysis reads what the head can write)."""
+    cfg = C.load("smoke")
+    model = train.build_model(cfg.model, "easy", 32)
+    model.eval()
+    with torch.no_grad():  # a trained model's LayerNorm is not the identity
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    toks = torch.randint(0, 26, (6, 3))
+    out, _ = analysis.layer1_ov_outputs(model, toks)  # [batch, src, head, d_model]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(toks)
+    pattern = cache["blocks.1.attn.hook_pattern"]  # [batch, head, q, k]
+    recomposed = torch.einsum("bhqk,bkhd->bqhd", pattern, out)
+    actual = torch.einsum("bqhe,hed->bqhd", cache["blocks.1.attn.hook_z"], model.W_O[1])
+    assert torch.allclose(recomposed, actual, atol=1e-5)
