@@ -72,6 +72,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def source_installed() -> bool:
+    """Whether the package that ships the text is installed (env/bootstrap.sh installs it)."""
+    return importlib.util.find_spec(PACKAGE) is not None
+
+
 def source_path() -> Path:
     """The pinned SQLite file inside the installed package (not imported, only located)."""
     spec = importlib.util.find_spec(PACKAGE)

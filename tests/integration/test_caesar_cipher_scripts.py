@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from replications.caesar_cipher import analysis, train
+from replications.caesar_cipher import analysis, data, train
 from replications.caesar_cipher import config as C
 from replications.caesar_cipher.scripts import analyse as analyse_script
 from replications.caesar_cipher.scripts import make_figures as figures_script
@@ -16,6 +16,12 @@ from shared import pipeline
 from shared.io import load_tensors
 
 pytestmark = pytest.mark.integration
+
+
+def _needs_text() -> None:
+    """The data come from the pinned text; CI's bootstrap installs its package."""
+    if not data.source_installed():
+        pytest.skip(f"{data.PACKAGE_PIN} is not installed: run env/bootstrap.sh")
 
 
 def _train(tmp: Path, mode: str, name: str) -> Path:
@@ -27,6 +33,7 @@ def _train(tmp: Path, mode: str, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
+    _needs_text()
     tmp = tmp_path_factory.mktemp("caesar")
     models = [_train(tmp, mode, mode) for mode in ("easy", "medium", "hard")]
     analyse_script.main(["--profile", "smoke", "--models", *map(str, models),
@@ -55,7 +62,8 @@ def test_training_is_bit_identical_on_a_fixed_seed(built, tmp_path):
     assert again.read_bytes() == (built / "easy.safetensors").read_bytes()
 
 
-def test_resumed_training_equals_uninterrupted(built, tmp_path):
+def test_resumed_training_equals_uninterrupted(tmp_path):
+    _needs_text()
     cfg = C.load("smoke")
     md = train.mode_data(cfg, "hard")
     ckpt = tmp_path / "ckpt.safetensors"
