@@ -237,7 +237,9 @@ def layer1_ov_outputs(model: HookedTransformer, toks: torch.Tensor
     with torch.no_grad():
         _, cache = model.run_with_cache(toks, names_filter=lambda x: x in names)
         ln1 = model.blocks[1].ln1
-        normed = cache[names[0]] * ln1.w + ln1.b  # hook_normalized is before w and b
+        w: torch.Tensor = ln1.w  # type: ignore[assignment]
+        b: torch.Tensor = ln1.b  # type: ignore[assignment]
+        normed = cache[names[0]] * w + b  # hook_normalized is before w and b
         v = torch.einsum("bpd,hde->bphe", normed, model.W_V[1]) + model.b_V[1]
         return torch.einsum("bphe,hed->bphd", v, model.W_O[1]), cache[names[1]]
 
