@@ -34,6 +34,7 @@ from typing import Literal
 
 import torch
 
+from shared import runtime
 from shared.corpus import CorpusSourceError
 
 Mode = Literal["easy", "medium", "hard"]
@@ -194,7 +195,7 @@ def word_sequences(words: WordList, n: int, seq_len: int, by_frequency: bool,
     per_word = WORD_LEN + 1
     n_words = -(-seq_len // per_word)
     probs = words.freqs.float() if by_frequency else torch.ones(len(words.words))
-    idx = torch.multinomial(probs, n * n_words, replacement=True, generator=gen)
+    idx = runtime.multinomial(probs, n * n_words, gen)
     toks = torch.cat([words.tokens(), torch.full((len(words.words), 1), SPACE)], dim=1)
     return toks[idx].reshape(n, n_words * per_word)[:, :seq_len]
 
