@@ -211,7 +211,6 @@ def summary_metrics(res: CircuitResults, settings: CircuitSettings) -> dict:
         "majority_baseline": res.majority_baseline, "chance": 1.0 / res.n_answers,
         "patching": patching, "attribute_head": heads,
         "effective": res.effective_accuracy, "probes": probes_m, "path_patching": paths,
-        "seconds": res.timings,
     }
 
 

@@ -31,6 +31,10 @@ rule ff_circuit:
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         f"{FF_LOG}/circuit.log",
+    # Wall time lives here and in the log (per part), never in metrics.json: metrics must be
+    # byte-stable so DVC and the smoke regression see only real changes.
+    benchmark:
+        f"{FF_LOG}/circuit.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=FF_MEM,
