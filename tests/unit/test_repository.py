@@ -48,3 +48,21 @@ def test_ci_runs_lint_types_and_the_readme_test_command():
     assert "bash env/bootstrap.sh && . .venv/bin/activate" in lines
     assert lines[-1] == "python -m pytest"
     assert "ruff check ." in lines and "mypy shared" in lines
+
+
+def test_conda_env_pins_the_lock_inline():
+    # Snakemake copies a rule's conda file elsewhere: a relative `-r requirements.lock` inside
+    # it would point nowhere, so the pins are written out (env/make_conda_yaml.py).
+    import subprocess
+    import sys
+
+    import yaml
+
+    res = subprocess.run([sys.executable, "env/make_conda_yaml.py", "--check"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    pip = yaml.safe_load((ROOT / "env" / "conda.yaml").read_text())["dependencies"][2]["pip"]
+    assert not any(p.startswith("-r") for p in pip)
+    lock = {ln.strip() for ln in (ROOT / "env" / "requirements.lock").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")}
+    assert lock <= set(pip) and "torch==2.13.0" in pip
