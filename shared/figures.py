@@ -112,6 +112,20 @@ def save_figure(fig: plt.Figure, png_path: Path, provenance: Provenance) -> tupl
     return png_path, pdf_path
 
 
+
+def save_writeup_figures(writeup: str, figures: dict[str, plt.Figure], figure_dir: Path,
+                         provenance: Provenance) -> None:
+    """Save a write-up's figures (PNG + PDF) into `figure_dir`, refusing a set that differs
+    from the figures its manifest (writeup.yaml) declares."""
+    from shared import pipeline
+
+    declared = set(pipeline.figures(writeup))
+    if set(figures) != declared:
+        raise ValueError(f"{writeup}: plots made {sorted(figures)}, the manifest declares "
+                         f"{sorted(declared)}")
+    for name, fig in figures.items():
+        save_figure(fig, Path(figure_dir) / f"{name}.png", provenance)
+
 def read_png_provenance(png_path: Path) -> str:
     """The provenance text stored in a PNG written by `save_figure`."""
     from PIL import Image

@@ -14,13 +14,10 @@ from pathlib import Path
 from replications.caesar_cipher import plots
 from replications.caesar_cipher.config import WRITEUP
 from replications.caesar_cipher.scripts._common import setup
-from shared import pipeline
 from shared.cli import run, script_parser, user_errors
 from shared.config import config_hash
-from shared.figures import Provenance, save_figure
+from shared.figures import Provenance, save_writeup_figures
 from shared.io import load_tensors, read_json
-
-FIGURES = pipeline.figures(WRITEUP)  # from the manifest, writeup.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,9 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         tensors = load_tensors(args.tensors)
     prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
     figures = plots.all_figures(summary, tensors)
-    assert set(figures) == set(FIGURES), "plots.all_figures must make every figure in FIGURES"
-    for name, fig in figures.items():
-        save_figure(fig, args.figure_dir / f"{name}.png", prov)
+    save_writeup_figures(WRITEUP, figures, args.figure_dir, prov)
     print(f"[figures] {len(figures)} figures -> {args.figure_dir}", file=sys.stderr)
 
 

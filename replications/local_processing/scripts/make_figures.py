@@ -15,13 +15,10 @@ from replications.local_processing import plots
 from replications.local_processing.analysis import Harvest
 from replications.local_processing.config import WRITEUP
 from replications.local_processing.scripts._common import setup
-from shared import pipeline
 from shared.cli import run, script_parser, user_errors
 from shared.config import config_hash
-from shared.figures import Provenance, save_figure
+from shared.figures import Provenance, save_writeup_figures
 from shared.io import read_json
-
-FIGURES = pipeline.figures("local_processing")  # from the manifest, writeup.yaml
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         summary = read_json(args.analysis)
     prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
     figures = plots.all_figures(h, summary, cfg)
-    assert set(figures) == set(FIGURES), "plots.all_figures must make every figure in FIGURES"
-    for name, fig in figures.items():
-        save_figure(fig, args.figure_dir / f"{name}.png", prov)
+    save_writeup_figures(WRITEUP, figures, args.figure_dir, prov)
     print(f"[figures] {len(figures)} figures -> {args.figure_dir}", file=sys.stderr)
 
 
