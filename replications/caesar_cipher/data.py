@@ -28,7 +28,6 @@ import functools
 import hashlib
 import importlib.util
 import re
-import sqlite3
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +35,7 @@ import torch
 
 from shared import runtime
 from shared.corpus import CorpusSourceError
+from shared.corpus_sources import kjv_chapters
 
 Mode = Literal["easy", "medium", "hard"]
 MODES: tuple[Mode, ...] = ("easy", "medium", "hard")
@@ -97,33 +97,12 @@ def check_sha256(path: Path, expected: str = DB_SHA256) -> None:
                          f"({PACKAGE_PIN}); the text would differ")
 
 
-_VERSE_NUMBER = re.compile(r"\b\d+:\d+\s*")
-
-
 def read_raw_text(path: Path | None = None) -> str:
     """The King James Bible from the pinned database: verses in order, verse numbers removed,
     a space between verses and a newline between chapters (case and punctuation untouched)."""
     path = source_path() if path is None else Path(path)
     check_sha256(path)
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible ORDER BY rowid"
-        ).fetchall()
-    finally:
-        con.close()
-    chapters: list[str] = []
-    last = None
-    for testament, book, chapter, p1, p2 in rows:
-        verse = " ".join(p for p in (p1, p2) if p)
-        verse = _VERSE_NUMBER.sub("", verse).strip()
-        key = (testament, book, chapter)
-        if key != last:
-            chapters.append(verse)
-            last = key
-        else:
-            chapters[-1] += " " + verse
-    return "\n".join(chapters)
+    return "\n".join(" ".join(verses) for _, verses in kjv_chapters(path))
 
 
 def clean(text: str) -> str:

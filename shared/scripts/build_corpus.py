@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     with user_errors():
         cfg = resolve_config(args, CorpusConfig)
         t0 = time.perf_counter()
-        manifest = build_corpus(cfg, args.out_dir, read_extra(args.extra_docs))
+        manifest = build_corpus(cfg, args.out_dir, read_extra(args.extra_docs),
+                                label=f"{args.profile}/{args.writeup}")
     print(f"corpus: {manifest['docs']} documents, bytes {manifest['bytes']}, "
           f"{time.perf_counter() - t0:.1f} s -> {args.out_dir}", file=sys.stderr)
 

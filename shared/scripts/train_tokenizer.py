@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     with user_errors():
         cfg = resolve_config(args, TokenizerConfig)
         t0 = time.perf_counter()
-        manifest = train_and_tokenize(cfg, args.corpus_dir, args.out_dir)
+        manifest = train_and_tokenize(cfg, args.corpus_dir, args.out_dir,
+                                      label=f"{args.profile}/{args.writeup}")
     print(f"tokenizer: {describe(manifest)}, {time.perf_counter() - t0:.1f} s -> {args.out_dir}",
           file=sys.stderr)
 

