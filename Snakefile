@@ -2,7 +2,7 @@
 #     snakemake --cores all figures/
 # one figure:      snakemake --cores all figures/toy_models/tms_superposition.png
 # another scale:   snakemake --cores all figures/ --config profile=smoke|default|paper
-# On a cluster the same DAG runs with `--executor slurm` (rules declare threads, mem_mb, gpu).
+# On a cluster: --profile profiles/slurm (rules declare threads, mem_mb, gpu; the profile runtime).
 
 from pathlib import Path
 
@@ -40,6 +40,10 @@ for _writeup in pipeline.WRITEUPS:
 
 # After the write-ups: they declare the stand-in models these rules build.
 include: "shared/zoo.smk"
+
+
+# Cheap bookkeeping runs on the submitting host, not as cluster jobs (profiles/slurm).
+localrules: all, scorecard, figures, one_figure
 
 
 rule all:
