@@ -247,6 +247,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {args.results} is not a built smoke results folder (missing: "
                  f"{', '.join(missing) or 'scorecard/scorecard.json'}); run "
                  "`snakemake --cores 2 figures/ --config profile=smoke` first")
+    profile = json.loads((args.results / "scorecard" / "scorecard.json").read_text())["profile"]
+    if profile != PROFILE:
+        # Another profile's numbers would pass as the smoke pin until CI rebuilt smoke.
+        sys.exit(f"error: {args.results} holds the {profile!r} profile's results, not smoke's")
     old = load_pin(args.out) if args.out.is_file() else Pin(values={})
     new = repin(args.results, args.out)
     args.out.write_text(dump_pin(new))

@@ -121,3 +121,14 @@ def test_repin_refuses_a_folder_that_is_not_a_built_smoke_dag(tmp_path):
     with pytest.raises(SystemExit, match="not a built smoke results folder"):
         guard.main([str(tmp_path), "--out", str(tmp_path / "pin.yaml")])
     assert not (tmp_path / "pin.yaml").exists()
+
+
+def test_repin_refuses_another_profiles_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(guard.pipeline, "WRITEUPS", ("w",))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "metrics.json").write_text("{}")
+    (tmp_path / "scorecard").mkdir()
+    (tmp_path / "scorecard" / "scorecard.json").write_text('{"profile": "default"}')
+    with pytest.raises(SystemExit, match="'default' profile's results, not smoke's"):
+        guard.main([str(tmp_path), "--out", str(tmp_path / "pin.yaml")])
+    assert not (tmp_path / "pin.yaml").exists()
