@@ -2,22 +2,44 @@
 #     snakemake --cores all figures/
 # one figure:      snakemake --cores all figures/toy_models/tms_superposition.png
 # another scale:   snakemake --cores all figures/ --config profile=smoke|default|paper
+# another seed:    snakemake --cores all figures/ --config seed=1   (results/default-seed1/)
+# seed sweep:      snakemake --cores all robustness/ [--config robustness_seeds=3]
 # On a cluster the same DAG runs with `--executor slurm` (rules declare threads, mem_mb, gpu).
 
 from pathlib import Path
 
 from shared import pipeline
-from shared.config import ConfigError, check_profile
+from shared.config import ConfigError, base_profile, check_profile
 
-ALLOWED_CONFIG_KEYS = {"profile"}
+ALLOWED_CONFIG_KEYS = {"profile", "seed", "robustness_seeds"}
 config.setdefault("profile", "default")
+config.setdefault("seed", 0)
+config.setdefault("robustness_seeds", 3)
+
+
+def _count(key, least):
+    """An integer --config value >= least (Snakemake parses `key=3` as an int already)."""
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"--config {key}={value!r}: expected an integer >= {least}")
+    return value
+
+
 try:
     unknown = sorted(set(config) - ALLOWED_CONFIG_KEYS)
     if unknown:
         raise ConfigError(
             f"unknown --config key '{unknown[0]}' (known: {', '.join(sorted(ALLOWED_CONFIG_KEYS))})"
         )
-    PROFILE = check_profile(config["profile"])
+    SEED = _count("seed", 0)
+    ROBUSTNESS_SEEDS = _count("robustness_seeds", 1)
+    # The profile as given (a seed variant names its own seeds; adding `seed` to it is ambiguous).
+    GIVEN = check_profile(config["profile"])
+    if SEED and GIVEN != base_profile(GIVEN):
+        raise ConfigError(f"--config seed={SEED} with the seed variant profile={GIVEN}: give one")
+    PROFILE = f"{GIVEN}-seed{SEED}" if SEED else GIVEN
+    # What rules branch on (a GPU at paper scale): the same for every seed of a profile.
+    BASE_PROFILE = base_profile(PROFILE)
 except ConfigError as err:
     pipeline.fail(err)
 
