@@ -9,39 +9,16 @@
 from pathlib import Path
 
 from shared import pipeline
-from shared.config import ConfigError, base_profile, check_profile
-
-ALLOWED_CONFIG_KEYS = {"profile", "seed", "robustness_seeds"}
-config.setdefault("profile", "default")
-config.setdefault("seed", 0)
-config.setdefault("robustness_seeds", 3)
-
-
-def _count(key, least):
-    """An integer --config value >= least (Snakemake parses `key=3` as an int already)."""
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"--config {key}={value!r}: expected an integer >= {least}")
-    return value
-
+from shared.config import ConfigError, base_profile
 
 try:
-    unknown = sorted(set(config) - ALLOWED_CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown --config key '{unknown[0]}' (known: {', '.join(sorted(ALLOWED_CONFIG_KEYS))})"
-        )
-    SEED = _count("seed", 0)
-    ROBUSTNESS_SEEDS = _count("robustness_seeds", 1)
-    # The profile as given (a seed variant names its own seeds; adding `seed` to it is ambiguous).
-    GIVEN = check_profile(config["profile"])
-    if SEED and GIVEN != base_profile(GIVEN):
-        raise ConfigError(f"--config seed={SEED} with the seed variant profile={GIVEN}: give one")
-    PROFILE = f"{GIVEN}-seed{SEED}" if SEED else GIVEN
-    # What rules branch on (a GPU at paper scale): the same for every seed of a profile.
-    BASE_PROFILE = base_profile(PROFILE)
+    RUN = pipeline.run_config(config)
 except ConfigError as err:
     pipeline.fail(err)
+# The profile every path and script sees: `<profile>-seed<K>` for --config seed=K > 0.
+PROFILE = RUN.profile
+# What rules branch on (a GPU at paper scale): the same for every seed of a profile.
+BASE_PROFILE = base_profile(PROFILE)
 
 SCORECARD = pipeline.SCORECARD_DIR.format(profile=PROFILE)
 LOGS = f"results/{PROFILE}/logs"
@@ -58,6 +35,10 @@ for _writeup in pipeline.WRITEUPS:
 
 # After the write-ups: they declare the stand-in models these rules build.
 include: "shared/zoo.smk"
+
+
+# Seed sweeps (the robustness/ target); they need the scorecard rule's paths only.
+include: "shared/robustness.smk"
 
 
 rule all:

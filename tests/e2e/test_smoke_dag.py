@@ -1,23 +1,13 @@
-"""The whole smoke DAG, end to end, in a copy of the checkout (as a fresh clone would run it)."""
-
-from pathlib import Path
+"""The whole smoke DAG, end to end, in a copy of the checkout (as a fresh clone would run it;
+the `built` fixture is in tests/e2e/conftest.py)."""
 
 import pytest
 
 from shared import pipeline
 from shared.figures import read_png_provenance
-from tests.conftest import copy_checkout, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    repo = copy_checkout(tmp_path_factory.mktemp("clone"))
-    res = run(["snakemake", "--cores", "2", "figures/", "--config", "profile=smoke"], repo,
-              timeout=1800)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
-    return repo
 
 
 def test_every_figure_and_the_scorecard_exist(built):
