@@ -133,6 +133,10 @@ def metrics_path(profile: str, writeup: str) -> str:
     return f"{results_dir(profile, writeup)}/metrics.json"
 
 
+def scorecard_path(profile: str, ext: str = "json") -> str:
+    return f"{SCORECARD_DIR.format(profile=profile)}/scorecard.{ext}"
+
+
 def claims_path(writeup: str) -> str:
     return f"replications/{writeup}/{manifest(writeup).claims}"
 

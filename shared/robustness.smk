@@ -17,8 +17,7 @@ if PROFILE == BASE_PROFILE:
         """Seed k >= 1 of the sweep: this profile's DAG with every seed shifted by k, up to its
         scorecard (nested run; --nolock since this run holds the lock on its outputs)."""
         output:
-            scorecard=pipeline.SCORECARD_DIR.format(profile=f"{PROFILE}-seed{{k}}")
-            + "/scorecard.json",
+            scorecard=pipeline.scorecard_path(f"{PROFILE}-seed{{k}}"),
             metrics=[pipeline.metrics_path(f"{PROFILE}-seed{{k}}", w) for w in pipeline.WRITEUPS],
         params:
             profile=PROFILE,
@@ -28,6 +27,8 @@ if PROFILE == BASE_PROFILE:
             f"{LOGS}/robustness/seed{{k}}.log",
         # Every core: the nested run schedules its own jobs, so nothing else runs beside it.
         threads: workflow.cores
+        conda:
+            ENV
         shell:
             "snakemake --nolock --cores {threads} {output.scorecard} {output.metrics} "
             "--config profile={params.profile} seed={wildcards.k} > {log} 2>&1"
@@ -36,8 +37,7 @@ if PROFILE == BASE_PROFILE:
         """Every claim of every write-up on every seed: value, margin, k/N, reproduced or not."""
         input:
             claims=[pipeline.claims_path(w) for w in pipeline.WRITEUPS],
-            scorecards=[f"{pipeline.SCORECARD_DIR.format(profile=s)}/scorecard.json"
-                        for s in ROBUST_SEEDS],
+            scorecards=[pipeline.scorecard_path(s) for s in ROBUST_SEEDS],
             metrics=[pipeline.metrics_path(s, w) for s in ROBUST_SEEDS for w in pipeline.WRITEUPS],
         output:
             directory(ROBUST_R),
@@ -68,5 +68,7 @@ if PROFILE == BASE_PROFILE:
             directory("robustness"),
         log:
             f"{LOGS}/robustness/collect.log",
+        conda:
+            ENV
         shell:
             "rm -rf {output} && cp -rv {input} {output} > {log} 2>&1"
