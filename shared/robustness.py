@@ -147,7 +147,7 @@ def _header(profile: str, seeds: list[str], table: Mapping[str, Any], m: Mapping
     return [
         f"# {title} — profile `{profile}`, {len(seeds)} seeds", "",
         f"{n['reproduced']} of {n['applicable']} claims that apply to this profile hold on every "
-        f"seed ({n['claims'] - n['applicable']} more do not apply; their values are still shown)."
+        f"seed; {n['claims'] - n['applicable']} not applicable to it (values still shown)."
         " Each cell is the value on that seed and, in brackets, its margin: the distance to the "
         "nearest edge of the check's accepted region in the claim's units (+ passes, − fails). "
         f"Seeds: {', '.join(f'{i} = `{s}`' for i, s in enumerate(seeds))} (seed k shifts every "
