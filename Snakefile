@@ -2,28 +2,27 @@
 #     snakemake --cores all figures/
 # one figure:      snakemake --cores all figures/toy_models/tms_superposition.png
 # another scale:   snakemake --cores all figures/ --config profile=smoke|default|paper
+# another seed:    snakemake --cores all figures/ --config seed=1   (results/default-seed1/)
+# seed sweep:      snakemake --cores all robustness/ [--config robustness_seeds=3]
 # On a cluster: --profile profiles/slurm (rules declare threads, mem_mb, gpu; the profile runtime).
 
 from pathlib import Path
 
 from shared import pipeline
-from shared.config import ConfigError, check_profile
+from shared.config import ConfigError, base_profile
 from shared.numerics import pin_numerics_env
 
 # Every job's python inherits these (kernel instruction sets; see shared/numerics.py).
 pin_numerics_env()
 
-ALLOWED_CONFIG_KEYS = {"profile"}
-config.setdefault("profile", "default")
 try:
-    unknown = sorted(set(config) - ALLOWED_CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown --config key '{unknown[0]}' (known: {', '.join(sorted(ALLOWED_CONFIG_KEYS))})"
-        )
-    PROFILE = check_profile(config["profile"])
+    RUN = pipeline.run_config(config)
 except ConfigError as err:
     pipeline.fail(err)
+# The profile every path and script sees: `<profile>-seed<K>` for --config seed=K > 0.
+PROFILE = RUN.profile
+# What rules branch on (a GPU at paper scale): the same for every seed of a profile.
+BASE_PROFILE = base_profile(PROFILE)
 
 SCORECARD = pipeline.SCORECARD_DIR.format(profile=PROFILE)
 LOGS = f"results/{PROFILE}/logs"
@@ -40,6 +39,10 @@ for _writeup in pipeline.WRITEUPS:
 
 # After the write-ups: they declare the stand-in models these rules build.
 include: "shared/zoo.smk"
+
+
+# Seed sweeps (the robustness/ target); they need the scorecard rule's paths only.
+include: "shared/robustness.smk"
 
 
 # Cheap bookkeeping runs on the submitting host, not as cluster jobs (profiles/slurm).

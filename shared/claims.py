@@ -4,7 +4,10 @@ Each write-up keeps `claims.yaml`: every quantitative statement of the write-up,
 value, the metric (a dotted key into the write-up's metrics JSON) that reproduces it, a check with
 its tolerance, and the profiles the check applies to. The scorecard evaluates every claim against
 the metrics of one profile: pass / fail where the claim applies, n/a (value still shown) where
-it does not, and missing where the metric was not produced.
+it does not, and missing where the metric was not produced. A claim may also carry a
+`contradiction`: a second check describing a result opposite in kind to the write-up's; a
+failed claim whose contradiction check passes is "contradicts". A seed variant of a profile
+(`default-seed1`) is scored as its base profile.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from shared.config import PROFILES, ConfigError, build, check, read_yaml
+from shared.config import PROFILES, ConfigError, base_profile, build, check, read_yaml
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,17 @@ class Check:
             return x <= self.value + self.tol
         return self.value - self.tol <= x <= self.high + self.tol
 
+    def margin(self, x: float) -> float:
+        """Signed distance from `x` to the nearest edge of the accepted region, in the claim's
+        units: >= 0 passes (0 on the edge), < 0 fails."""
+        if self.op == "approx":
+            return self.tol - abs(x - self.value)
+        if self.op == "at_least":
+            return x - (self.value - self.tol)
+        if self.op == "at_most":
+            return (self.value + self.tol) - x
+        return min(x - (self.value - self.tol), (self.high + self.tol) - x)
+
     def describe(self) -> str:
         t = f" (tol {self.tol:g})" if self.tol else ""
         if self.op == "approx":
@@ -51,6 +65,17 @@ class Check:
 
 
 @dataclasses.dataclass(frozen=True)
+class Contradiction(Check):
+    """A result opposite in kind to the claim (a check of the same metric) and why it is one."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.reason.strip()), "a contradiction needs a reason")
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     id: str
     statement: str
@@ -60,6 +85,7 @@ class Claim:
     check: Check
     profiles: tuple[str, ...]
     note: str  # deviations, or why a qualitative analogue stands in
+    contradiction: Contradiction | None = None
 
     def __post_init__(self) -> None:
         check(bool(self.id) and " " not in self.id, f"claim id {self.id!r} must be one word")
@@ -78,13 +104,16 @@ _CHECK_FIELDS = {"op": "approx", "value": 0.0, "tol": 0.0, "high": 0.0}
 
 
 def load_claims(path: Path) -> ClaimsFile:
-    """Read and validate a claims YAML; checks may omit tol/high (0)."""
+    """Read and validate a claims YAML; checks (and contradictions) may omit tol/high (0)."""
     data = read_yaml(Path(path))
     for i, claim in enumerate(data.get("claims", []) or []):
-        if isinstance(claim, dict) and isinstance(claim.get("check"), dict):
-            claim["check"] = {**_CHECK_FIELDS, **claim["check"]}
-            claim.setdefault("note", "")
-        elif not isinstance(claim, dict):
+        if isinstance(claim, dict):
+            for key in ("check", "contradiction"):
+                if isinstance(claim.get(key), dict):
+                    claim[key] = {**_CHECK_FIELDS, **claim[key]}
+            if isinstance(claim.get("check"), dict):
+                claim.setdefault("note", "")
+        else:
             raise ConfigError(f"{path}: claims[{i}] must be a mapping")
     parsed = build(ClaimsFile, data, str(path))
     ids = [c.id for c in parsed.claims]
@@ -108,28 +137,52 @@ def lookup(metrics: Mapping[str, Any], dotted: str) -> float | None:
     return float(node)
 
 
+Status = Literal["pass", "fail", "contradicts", "missing", "n/a"]
+# Every status, in the order the scorecard counts them.
+STATUSES: tuple[str, ...] = ("pass", "fail", "contradicts", "missing", "n/a")
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     writeup: str
     claim: Claim
     reproduced: float | None
-    status: Literal["pass", "fail", "n/a", "missing"]
+    status: Status
+    margin: float | None = None  # the main check's margin (None when the value is missing)
 
 
 def evaluate(claims: ClaimsFile, metrics: Mapping[str, Any], profile: str) -> list[Row]:
-    """Score every claim of one write-up against its metrics for `profile`."""
+    """Score every claim of one write-up against its metrics for `profile` (a seed variant
+    counts as its base profile)."""
+    base = base_profile(profile)
     rows = []
     for claim in claims.claims:
         value = lookup(metrics, claim.metric)
-        status: Literal["pass", "fail", "n/a", "missing"]
-        if profile not in claim.profiles:
+        margin = None if value is None else claim.check.margin(value)
+        status: Status
+        if base not in claim.profiles:
             status = "n/a"
         elif value is None:
             status = "missing"
+        elif claim.check.passes(value):
+            status = "pass"
+        elif claim.contradiction is not None and claim.contradiction.passes(value):
+            status = "contradicts"
         else:
-            status = "pass" if claim.check.passes(value) else "fail"
-        rows.append(Row(claims.writeup, claim, value, status))
+            status = "fail"
+        rows.append(Row(claims.writeup, claim, value, status, margin))
     return rows
+
+
+def status_text(row: Row) -> str:
+    """The status as the scorecard prints it: a contradiction with its reason."""
+    if row.status == "contradicts" and row.claim.contradiction is not None:
+        return f"contradicts: {row.claim.contradiction.reason}"
+    return row.status
+
+
+def counts(rows: list[Row]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in rows) for s in STATUSES}
 
 
 def _fmt(x: float | None) -> str:
@@ -140,28 +193,36 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4g}"
 
 
+def fmt_margin(x: float | None) -> str:
+    """A margin with its sign (+ passes)."""
+    return "—" if x is None else ("+" if x >= 0 else "") + _fmt(x)
+
+
 def scorecard_markdown(rows: list[Row], profile: str, provenance: str) -> str:
     """The scorecard as a Markdown table, one section per write-up."""
-    counts = {s: sum(r.status == s for r in rows) for s in ("pass", "fail", "missing", "n/a")}
+    n = counts(rows)
     lines = [
         f"# Scorecard — profile `{profile}`",
         "",
-        f"{counts['pass']} pass, {counts['fail']} fail, {counts['missing']} missing, "
-        f"{counts['n/a']} not applicable to this profile (reproduced value still shown).",
+        f"{n['pass']} pass, {n['fail']} fail, {n['contradicts']} contradict the write-up, "
+        f"{n['missing']} missing, {n['n/a']} not applicable to this profile (reproduced value "
+        "still shown). Margin: distance to the nearest edge of the check's accepted region, in "
+        "the claim's units (+ passes, − fails).",
         "",
         f"<sub>{provenance}</sub>",
     ]
     for writeup in dict.fromkeys(r.writeup for r in rows):
         lines += [
             "", f"## {writeup}", "",
-            "| claim | published | reproduced | check | profiles | status |",
-            "|---|---|---|---|---|---|",
+            "| claim | published | reproduced | check | margin | profiles | status |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in rows if r.writeup == writeup):
             c = r.claim
             lines.append(
                 f"| **{c.id}**: {c.statement} | {c.published} | {_fmt(r.reproduced)} "
-                f"| {c.check.describe()} | {', '.join(c.profiles)} | {r.status} |"
+                f"| {c.check.describe()} | {fmt_margin(r.margin)} | {', '.join(c.profiles)} "
+                f"| {status_text(r)} |"
             )
         notes = [r.claim for r in rows if r.writeup == writeup and r.claim.note]
         if notes:
@@ -170,10 +231,15 @@ def scorecard_markdown(rows: list[Row], profile: str, provenance: str) -> str:
 
 
 def scorecard_json(rows: list[Row], profile: str) -> dict[str, Any]:
-    """Numbers for `dvc metrics show`: per-write-up pass counts and each reproduced value."""
+    """Numbers for `dvc metrics show`: per-write-up status counts and each reproduced value and
+    margin."""
     out: dict[str, Any] = {"profile": profile}
     for r in rows:
-        w = out.setdefault(r.writeup, {"pass": 0, "fail": 0, "missing": 0, "n/a": 0, "claims": {}})
+        w = out.setdefault(r.writeup, {**dict.fromkeys(STATUSES, 0), "claims": {}})
         w[r.status] += 1
-        w["claims"][r.claim.id] = {"reproduced": r.reproduced, "status": r.status}
+        entry: dict[str, Any] = {"reproduced": r.reproduced, "margin": r.margin,
+                                 "status": r.status}
+        if r.status == "contradicts" and r.claim.contradiction is not None:
+            entry["reason"] = r.claim.contradiction.reason
+        w["claims"][r.claim.id] = entry
     return out

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn, TypeVar
 
-from shared.config import PROFILES, ConfigError
+from shared.config import ConfigError, check_profile
 from shared.corpus import CorpusSourceError
 
 T = TypeVar("T")
@@ -26,10 +26,19 @@ USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError, Valu
                                             CorpusSourceError)
 
 
+def profile_arg(value: str) -> str:
+    """argparse type of --profile: a profile or a seed variant, else argparse's one-line error."""
+    try:
+        return check_profile(value)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def script_parser(description: str, checkpoints: bool = False) -> argparse.ArgumentParser:
     """The arguments every pipeline script takes: --profile, --threads (and --checkpoint-dir)."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--profile", required=True, choices=PROFILES)
+    p.add_argument("--profile", required=True, type=profile_arg,
+                   help="smoke, default, paper, or a seed variant <profile>-seed<k>")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (1 is fastest for small models on 2 cores)")
     if checkpoints:

@@ -1,5 +1,5 @@
 # Helpers shared by every write-up's rules file (functions only; rules live in rules.smk files
-# and in shared/zoo.smk).
+# and in shared/zoo.smk and shared/robustness.smk).
 
 import json
 from types import SimpleNamespace

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,10 @@ from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin
 import yaml
 
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
+# `<base>-seed<k>`: the base profile with every seed shifted by k (a seed sweep's variant k).
+_SEED_VARIANT = re.compile(r"^(?P<base>[a-z]+)-seed(?P<k>[1-9][0-9]*)$")
+# Sections whose seeds stay fixed across seed variants: the training text is pinned by content.
+UNSEEDED_SECTIONS: tuple[str, ...] = ("corpus", "tokenizer")
 
 T = TypeVar("T")
 
@@ -39,6 +44,12 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        # Only `X | None` (an optional section): None stays None, anything else must be an X.
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) != 1 or len(get_args(tp)) != 2:
+            raise TypeError(f"{where}: unsupported config annotation {_type_name(tp)}")
+        return None if value is None else _coerce(value, members[0], where)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
@@ -152,22 +163,62 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def check_profile(profile: Any) -> str:
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r} (choose one of: {', '.join(PROFILES)})")
+    """`profile` if it names a profile or a seed variant `<base>-seed<k>` (k >= 1) of one."""
+    if isinstance(profile, str) and profile in PROFILES:
+        return profile
+    m = _SEED_VARIANT.match(profile) if isinstance(profile, str) else None
+    if m is None or m["base"] not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r} (choose one of: {', '.join(PROFILES)}, "
+                          "or <profile>-seed<k> with k >= 1)")
     return profile
 
 
-def load_profile(cls: type[T], config_dir: Path, profile: str) -> T:
-    """Load `config_dir/default.yaml`, merge the profile's overrides, validate into `cls`."""
+def base_profile(profile: str) -> str:
+    """The profile a seed variant is built from (`default-seed2` -> `default`)."""
     check_profile(profile)
+    return profile.split("-seed", 1)[0]
+
+
+def seed_offset(profile: str) -> int:
+    """What a seed variant adds to every seed (`default-seed2` -> 2; a base profile -> 0)."""
+    check_profile(profile)
+    _, _, k = profile.partition("-seed")
+    return int(k) if k else 0
+
+
+def _is_seed_key(key: Any) -> bool:
+    return isinstance(key, str) and (key == "seed" or key.endswith("_seed"))
+
+
+def shift_seeds(data: Any, offset: int) -> Any:
+    """`data` with `offset` added to every integer under a `seed` / `*_seed` key, at any depth,
+    except under the top-level sections in `UNSEEDED_SECTIONS`."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            return {k: (v + offset if _is_seed_key(k) and type(v) is int else walk(v))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    if not offset or not isinstance(data, Mapping):
+        return data
+    return {k: (v if k in UNSEEDED_SECTIONS else walk({k: v})[k]) for k, v in data.items()}
+
+
+def load_profile(cls: type[T], config_dir: Path, profile: str) -> T:
+    """Load `config_dir/default.yaml`, merge the base profile's overrides, shift the seeds of a
+    seed variant, validate into `cls`."""
+    base = base_profile(profile)
     base_path = config_dir / "default.yaml"
     data = read_yaml(base_path)
     where = str(base_path)
-    if profile != "default":
-        override_path = config_dir / f"{profile}.yaml"
+    if base != "default":
+        override_path = config_dir / f"{base}.yaml"
         data = deep_merge(data, read_yaml(override_path), str(override_path))
         where = str(override_path)
-    return build(cls, data, where)
+    return build(cls, shift_seeds(data, seed_offset(profile)), where)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shared import cli
-from shared.config import ConfigError, build, check, read_yaml
+from shared.config import ConfigError, base_profile, build, check, check_profile, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLICATIONS = ROOT / "replications"
@@ -133,6 +133,10 @@ def metrics_path(profile: str, writeup: str) -> str:
     return f"{results_dir(profile, writeup)}/metrics.json"
 
 
+def scorecard_path(profile: str, ext: str = "json") -> str:
+    return f"{SCORECARD_DIR.format(profile=profile)}/scorecard.{ext}"
+
+
 def claims_path(writeup: str) -> str:
     return f"replications/{writeup}/{manifest(writeup).claims}"
 
@@ -155,6 +159,43 @@ def handoff(profile: str, reader: str, writeup: str, artifact: str, stand_in: bo
 def fail(err: BaseException | str) -> NoReturn:
     """Stop Snakefile parsing with a one-line error (no traceback) before any job runs."""
     cli.fail(err, "config error")
+
+
+# The Snakefile's --config keys and their defaults.
+CONFIG_DEFAULTS: dict[str, Any] = {"profile": "default", "seed": 0, "robustness_seeds": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What `snakemake --config ...` asked for."""
+
+    profile: str  # the profile paths and scripts see: `<given>-seed<seed>` when seed > 0
+    seed: int
+    robustness_seeds: int  # seeds of the robustness/ target, 0..N-1
+
+
+def _count(config: dict[str, Any], key: str, least: int) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"--config {key}={value!r}: expected an integer >= {least}")
+    return value
+
+
+def run_config(config: dict[str, Any]) -> RunConfig:
+    """Validate Snakemake's `config` (defaults filled in, in place); one-line ConfigError."""
+    for key, value in CONFIG_DEFAULTS.items():
+        config.setdefault(key, value)
+    unknown = sorted(set(config) - set(CONFIG_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown --config key '{unknown[0]}' "
+                          f"(known: {', '.join(sorted(CONFIG_DEFAULTS))})")
+    given = check_profile(config["profile"])
+    seed = _count(config, "seed", 0)
+    if seed and given != base_profile(given):
+        # Adding a seed to a seed variant is ambiguous (offset or absolute?): refuse it.
+        raise ConfigError(f"--config seed={seed} with the seed variant profile={given}: give one")
+    return RunConfig(f"{given}-seed{seed}" if seed else given, seed,
+                     _count(config, "robustness_seeds", 1))
 
 
 def load_writeup_config(module: Any, profile: str) -> Any:

@@ -13,30 +13,44 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from shared.claims import Row, _fmt, evaluate, load_claims, scorecard_json, scorecard_markdown
+from shared.claims import (
+    STATUSES,
+    Row,
+    _fmt,
+    counts,
+    evaluate,
+    fmt_margin,
+    load_claims,
+    scorecard_json,
+    scorecard_markdown,
+    status_text,
+)
 from shared.cli import fail, run
 from shared.config import check_profile, config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
 
-STATUS_COLOURS = {"pass": "#9be39b", "fail": "#f4a3a3", "missing": "#f7d488", "n/a": "#e3e3e3"}
+STATUS_COLOURS = {"pass": "#9be39b", "fail": "#f4a3a3", "contradicts": "#c9a0dc",
+                  "missing": "#f7d488", "n/a": "#e3e3e3"}
+assert set(STATUS_COLOURS) == set(STATUSES)
 
 
 def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
     """A table figure: one row per claim, the status cell coloured."""
     apply_style()
-    header = ["write-up", "claim", "published", "reproduced", "check", "status"]
+    header = ["write-up", "claim", "published", "reproduced", "check", "margin", "status"]
     cells = [
-        [r.writeup, textwrap.shorten(f"{r.claim.id}: {r.claim.statement}", 80, placeholder="…"),
+        [r.writeup, textwrap.shorten(f"{r.claim.id}: {r.claim.statement}", 72, placeholder="…"),
          textwrap.shorten(r.claim.published, 24, placeholder="…"), _fmt(r.reproduced),
-         r.claim.check.describe(), r.status]
+         r.claim.check.describe(), fmt_margin(r.margin),
+         textwrap.shorten(status_text(r), 40, placeholder="…")]
         for r in rows
     ]
     fig, ax = plt.subplots(figsize=(12, 0.9 + 0.28 * max(1, len(rows))))
     ax.axis("off")
-    table = ax.table(cellText=cells or [["—"] * 6], colLabels=header, loc="upper left",
+    table = ax.table(cellText=cells or [["—"] * 7], colLabels=header, loc="upper left",
                      cellLoc="left", colLoc="left",
-                     colWidths=[0.09, 0.47, 0.15, 0.08, 0.13, 0.06])
+                     colWidths=[0.09, 0.37, 0.13, 0.07, 0.12, 0.07, 0.15])
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     table.scale(1, 1.25)
@@ -45,12 +59,12 @@ def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
         if row == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#f2f2f2")
-        elif col == 5 and rows:
+        elif col == 6 and rows:
             cell.set_facecolor(STATUS_COLOURS[rows[row - 1].status])
-    n = {s: sum(r.status == s for r in rows) for s in STATUS_COLOURS}
+    n = counts(rows)
     ax.set_title(
         f"Scorecard ({profile} profile): {n['pass']} pass, {n['fail']} fail, "
-        f"{n['missing']} missing, {n['n/a']} n/a", loc="left",
+        f"{n['contradicts']} contradict, {n['missing']} missing, {n['n/a']} n/a", loc="left",
     )
     return fig
 
@@ -76,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     args.markdown.write_text(scorecard_markdown(rows, profile, prov.as_text()))
     write_json(args.json, scorecard_json(rows, profile))
     save_figure(plot_scorecard(rows, profile), args.figure, prov)
-    counts = {s: sum(r.status == s for r in rows) for s in STATUS_COLOURS}
-    print(f"scorecard ({profile}): {counts}")
+    print(f"scorecard ({profile}): {counts(rows)}")
 
 
 if __name__ == "__main__":

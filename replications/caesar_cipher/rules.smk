@@ -13,7 +13,7 @@ CAESAR_CKPT = f"results/{PROFILE}/checkpoints/caesar_cipher"
 CAESAR_LOG = f"{LOGS}/caesar_cipher"
 CAESAR_MODES = list(CAESAR.train.modes)
 # Tiny models: a GPU only pays at the paper profile's 29k steps per mode.
-CAESAR_GPU = 1 if PROFILE == "paper" else 0
+CAESAR_GPU = 1 if BASE_PROFILE == "paper" else 0
 
 
 rule caesar_train:

@@ -11,7 +11,7 @@ TOY_FIG = f"{TOY_R}/figures"
 TOY_CKPT = f"results/{PROFILE}/checkpoints/toy_models"
 TOY_LOG = f"{LOGS}/toy_models"
 # Training jobs want a GPU only at paper scale; the rest of the DAG is CPU work.
-TOY_GPU = 1 if PROFILE == "paper" else 0
+TOY_GPU = 1 if BASE_PROFILE == "paper" else 0
 
 
 rule toy_tms_train:

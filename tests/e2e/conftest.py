@@ -10,6 +10,8 @@ from tests.conftest import copy_checkout, run
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
+    """A copy of the checkout (as a fresh clone would be) with `figures/` built on smoke; the
+    seed sweep reuses it as its seed 0."""
     repo = copy_checkout(tmp_path_factory.mktemp("clone"))
     res = run(["snakemake", "--cores", "2", "figures/", "--config", "profile=smoke"], repo,
               timeout=1800)

@@ -2,9 +2,17 @@
 
 import pytest
 
-from shared.claims import evaluate, load_claims, lookup, scorecard_json, scorecard_markdown
+from shared.claims import (
+    Check,
+    evaluate,
+    load_claims,
+    lookup,
+    scorecard_json,
+    scorecard_markdown,
+)
 from shared.config import ConfigError
 from shared.scorecard import main as scorecard_main
+from shared.scorecard import plot_scorecard
 
 pytestmark = pytest.mark.unit
 
@@ -80,5 +88,91 @@ def test_scorecard_cli(tmp_path):
         str(tmp_path / "m.json"), "--markdown", str(tmp_path / "s.md"),
         "--json", str(tmp_path / "s.json"), "--figure", str(tmp_path / "s.png"),
     ])
-    assert "1 pass, 1 fail, 0 missing, 1 not applicable" in (tmp_path / "s.md").read_text()
+    assert "1 pass, 1 fail, 0 contradict the write-up, 0 missing, 1 not applicable" in (tmp_path / "s.md").read_text()
     assert (tmp_path / "s.png").stat().st_size > 5000 and (tmp_path / "s.pdf").exists()
+
+
+@pytest.mark.parametrize(
+    "check, inside, edge, outside, margin_inside",
+    [
+        (Check("approx", 1.0, 0.1, 0.0), 1.05, 1.1, 1.2, 0.05),
+        (Check("approx", 1.0, 0.1, 0.0), 0.95, 0.9, 0.8, 0.05),
+        (Check("at_least", 0.5, 0.1, 0.0), 0.6, 0.4, 0.3, 0.2),
+        (Check("at_most", 0.5, 0.0, 0.0), 0.2, 0.5, 0.7, 0.3),
+        (Check("between", 1.0, 0.0, 3.0), 1.5, 1.0, 0.5, 0.5),
+        (Check("between", 1.0, 0.5, 3.0), 2.9, 3.5, 3.7, 0.6),
+    ],
+)
+def test_margin_sign_follows_passes(check, inside, edge, outside, margin_inside):
+    assert check.margin(inside) == pytest.approx(margin_inside) and check.passes(inside)
+    assert check.margin(edge) == pytest.approx(0.0, abs=1e-12)
+    assert check.margin(outside) < 0 and not check.passes(outside)
+
+
+def test_margin_at_the_exact_edge_passes():
+    for check, x in [(Check("at_least", 0.5, 0.0, 0.0), 0.5), (Check("at_most", 2.0, 0.5, 0.0), 2.5),
+                     (Check("approx", 4.0, 0.0, 0.0), 4.0), (Check("between", 0.0, 0.0, 1.0), 1.0)]:
+        assert check.margin(x) == 0.0 and check.passes(x)
+
+
+CONTRA = CLAIMS + """\
+  - id: mean_ablation
+    statement: mean ablation is a better baseline than zero ablation
+    source: section 4
+    published: mean > zero
+    metric: sae.mean_minus_zero
+    check: {op: at_least, value: 0.0}
+    contradiction: {reason: mean ablation worse than zero ablation, op: at_most, value: -0.05}
+    profiles: [default]
+"""
+
+
+def _contra(tmp_path, value, profile="default"):
+    path = tmp_path / "claims.yaml"
+    path.write_text(CONTRA)
+    metrics = {"sae": {"cliff": 0.5}} if value is None else {"sae": {"mean_minus_zero": value}}
+    return {r.claim.id: r for r in evaluate(load_claims(path), metrics, profile)}
+
+
+def test_contradiction_status(tmp_path):
+    assert _contra(tmp_path, 0.1)["mean_ablation"].status == "pass"
+    # Fails the claim but not by enough to be the opposite result.
+    assert _contra(tmp_path, -0.01)["mean_ablation"].status == "fail"
+    rows = _contra(tmp_path, -0.2)
+    row = rows["mean_ablation"]
+    assert row.status == "contradicts" and row.margin == pytest.approx(-0.2)
+    assert _contra(tmp_path, -0.2, "paper")["mean_ablation"].status == "n/a"
+    assert _contra(tmp_path, None)["mean_ablation"].status == "missing"
+    md = scorecard_markdown(list(rows.values()), "default", "prov")
+    assert "| contradicts: mean ablation worse than zero ablation |" in md
+    assert "0 pass, 0 fail, 1 contradict the write-up, 2 missing, 1 not applicable" in md
+    js = scorecard_json(list(rows.values()), "default")["demo"]
+    assert js["contradicts"] == 1 and js["pass"] == 0
+    assert js["claims"]["mean_ablation"]["reason"] == "mean ablation worse than zero ablation"
+    assert js["claims"]["mean_ablation"]["margin"] == pytest.approx(-0.2)
+
+
+def test_seed_variants_score_as_their_base_profile(tmp_path):
+    rows = _contra(tmp_path, 0.1, "default-seed2")
+    assert rows["mean_ablation"].status == "pass"
+    assert rows["absent"].status == "missing" and rows["recovered"].status == "n/a"
+
+
+def test_bad_contradictions(tmp_path):
+    path = tmp_path / "claims.yaml"
+    path.write_text(CONTRA.replace("reason: mean ablation worse than zero ablation, ", ""))
+    with pytest.raises(ConfigError, match=r"contradiction: missing key 'reason'") as err:
+        load_claims(path)
+    assert "\n" not in str(err.value)
+    path.write_text(CONTRA.replace("op: at_most, value: -0.05", "op: below"))
+    with pytest.raises(ConfigError, match=r"contradiction.op: 'below' is not one of"):
+        load_claims(path)
+    path.write_text(CONTRA.replace("value: -0.05}", "value: -0.05, tol: -1}"))
+    with pytest.raises(ConfigError, match="tol must be non-negative"):
+        load_claims(path)
+
+
+def test_scorecard_figure_with_every_status(tmp_path):
+    rows = list(_contra(tmp_path, -0.2).values()) + list(_contra(tmp_path, 0.1).values())
+    fig = plot_scorecard(rows, "default")
+    assert "1 contradict" in fig.axes[0].get_title(loc="left")

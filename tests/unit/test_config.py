@@ -6,7 +6,17 @@ from typing import Literal
 
 import pytest
 
-from shared.config import ConfigError, build, check, config_hash, load_profile
+from shared.config import (
+    ConfigError,
+    base_profile,
+    build,
+    check,
+    check_profile,
+    config_hash,
+    load_profile,
+    seed_offset,
+    shift_seeds,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +107,84 @@ def test_fixed_length_tuple():
     assert build(Pair, {"betas": [0.9, "0.99"]}).betas == (0.9, 0.99)
     with pytest.raises(ConfigError, match="config.betas: expected 2 items, got 3"):
         build(Pair, {"betas": [0.9, 0.99, 0.1]})
+
+
+# ----------------------------------------------------------------------- seed variants
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Sae:
+    seed: int
+    data_seed: int
+    n_seeds: int
+    resampling_n_seeds: int
+    seeds_note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    sae: Sae
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeded:
+    seed: int
+    corpus: Corpus
+    tokenizer: Corpus
+    runs: dict[str, Run]
+
+
+SEEDED = """\
+seed: 0
+corpus: {seed: 7}
+tokenizer: {seed: 8}
+runs:
+  main: {sae: {seed: 49, data_seed: 3, n_seeds: 4, resampling_n_seeds: 2, seeds_note: x}}
+"""
+
+
+def test_seed_variants_shift_every_seed_but_the_corpus(tmp_path):
+    _write(tmp_path, "default.yaml", SEEDED)
+    _write(tmp_path, "smoke.yaml", "runs: {main: {sae: {seed: 1}}}\n")
+    base = load_profile(Seeded, tmp_path, "smoke")
+    var = load_profile(Seeded, tmp_path, "smoke-seed2")
+    assert (var.seed, var.runs["main"].sae.seed, var.runs["main"].sae.data_seed) == (2, 3, 5)
+    assert var.corpus == base.corpus and var.tokenizer == base.tokenizer
+    assert var.runs["main"].sae.n_seeds == 4 and var.runs["main"].sae.resampling_n_seeds == 2
+    assert load_profile(Seeded, tmp_path, "default-seed1").runs["main"].sae.seed == 50
+
+
+def test_shift_seeds_leaves_non_integers_and_lists():
+    data = {"a": [{"seed": 1}, {"seed": "x"}], "b_seed": True, "corpus": {"x": {"seed": 1}}}
+    assert shift_seeds(data, 3) == {"a": [{"seed": 4}, {"seed": "x"}], "b_seed": True,
+                                    "corpus": {"x": {"seed": 1}}}
+    assert shift_seeds(data, 0) is data
+
+
+def test_profile_names():
+    assert check_profile("default-seed1") == "default-seed1"
+    assert (base_profile("paper-seed12"), seed_offset("paper-seed12")) == ("paper", 12)
+    assert (base_profile("smoke"), seed_offset("smoke")) == ("smoke", 0)
+
+
+@pytest.mark.parametrize("bad", ["huge", "default-seed0", "default-seed", "huge-seed1",
+                                 "default-seed01", "default-seed-1", "default-seed1-seed2", 3,
+                                 None])
+def test_bad_profile_names_are_one_line(bad):
+    with pytest.raises(ConfigError, match="unknown profile") as err:
+        check_profile(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_script_parser_takes_seed_variants(capsys):
+    from shared.cli import script_parser
+
+    assert script_parser("x").parse_args(["--profile", "smoke-seed3"]).profile == "smoke-seed3"
+    with pytest.raises(SystemExit):
+        script_parser("x").parse_args(["--profile", "smoke-seed0"])
+    assert "unknown profile 'smoke-seed0'" in capsys.readouterr().err

@@ -44,6 +44,8 @@ def test_dvc_stages_name_the_snakemake_targets():
     [
         (["--config", "profile=huge"], "config error: unknown profile 'huge'"),
         (["--config", "profle=smoke"], "config error: unknown --config key 'profle'"),
+        (["--config", "seed=-1"], "config error: --config seed=-1: expected an integer >= 0"),
+        (["--config", "profile=smoke-seed0"], "config error: unknown profile 'smoke-seed0'"),
     ],
 )
 def test_bad_config_is_one_line_before_any_job(args, message):
