@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Sequence
 
@@ -141,6 +142,12 @@ def summary_metrics(res: CircuitResults, settings: CircuitSettings) -> dict:
         "mlp_surname_lookup_share": lookup_share(col_s),
         "mlp_read_lookup_share": lookup_share(col_r),
         "resid_read_lookup": float(resid[list(assembled), col_r].mean()),
+        # Baseline: the other name-or-final position in the same layers (the final token when
+        # reading at the surname, the surname when reading at the final token), where the
+        # fact is not by construction.
+        "resid_read_minus_other_lookup": float(resid[list(assembled), col_r].mean()
+                                               - resid[list(assembled), col_s + col_e - col_r]
+                                               .mean()),
         "mlp_surname_peak_layer": int(mlp[:, col_s].argmax()),
         "attn_final_peak_layer": int(attn[:, col_e].argmax()),
         "attn_final_peak": float(attn[:, col_e].max()),
@@ -182,6 +189,9 @@ def summary_metrics(res: CircuitResults, settings: CircuitSettings) -> dict:
         # The largest one-layer gain as a share of the whole gain (1 when there is no gain).
         "max_step_share": max(steps) / rise if rise > 0 else 1.0,
         "n_increasing_steps": sum(s > 0 for s in steps[1:]),
+        # Post 3: "a significant increase between layer 4 and layer 5" (the second-to-last
+        # lookup MLP of 2-6): the step into the second-to-last lookup layer.
+        "late_lookup_jump": seq[-2] - seq[-3] if len(seq) >= 3 else math.nan,
     })
     pp = res.paths
     k = len(pp.layers)
@@ -205,6 +215,14 @@ def summary_metrics(res: CircuitResults, settings: CircuitSettings) -> dict:
                                      - pp.matrices["head_probe_accuracy"][upper].min()),
         "from_first_kl_ratio": float(from_first.mean() / kl.mean().clamp_min(1e-12)),
     }
+    if pp.random_kl is not None:
+        kl_random = pp.random_kl[upper]
+        paths |= {
+            "mean_kl_random": float(kl_random.mean()),
+            "max_kl_random": float(kl_random.max()),
+            # Baseline: the same paths kicked by an edit of the same norm in a random direction.
+            "kl_over_random": float(kl.mean() / kl_random.mean().clamp_min(1e-12)),
+        }
     return {
         "n_prompts": res.n_prompts, "answers": list(res.answers),
         "read_position": settings.read_position,

@@ -343,6 +343,18 @@ class PathPatching:
     matrices: dict[str, Float[Tensor, "i j"]]
     clean: dict[str, float]
     layers: tuple[int, ...]
+    # KL of the control: path i -> j's edit replaced by one of the same norm per prompt in a
+    # random direction (i < j; NaN elsewhere). None when not run.
+    random_kl: Float[Tensor, "i j"] | None = None
+
+
+def same_norm_random(delta: Float[Tensor, "n d"], gen: torch.Generator) -> Float[Tensor, "n d"]:
+    """Per row, a random direction scaled to the row's norm (the control of a path ablation:
+    as large a kick to the downstream MLP's input, in no particular direction)."""
+    noise = torch.randn(delta.shape, generator=gen, dtype=torch.float32)
+    noise = noise / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (noise.to(delta.device, delta.dtype)
+            * delta.norm(dim=-1, keepdim=True))
 
 
 @torch.no_grad()
@@ -358,6 +370,9 @@ def path_patching(
     mean_s = mlp_s.mean(0)
     jobs: list[Job] = [()]
     pairs: list[tuple[int, int]] = []
+    controls: list[Job] = []
+    control_pairs: list[tuple[int, int]] = []
+    gen = torch.Generator().manual_seed(settings.seed)
     for a, i in enumerate(lookup):
         jobs.append((Edit(hook("mlp_out", i), s, mean_s[i].expand(n, -1), add=False),))
         pairs.append((a, a))
@@ -366,6 +381,11 @@ def path_patching(
                 delta = mean_s[i][None] - mlp_s[:, i]
                 jobs.append((Edit(hook("mlp_in", j), s, delta, add=True),))
                 pairs.append((a, b))
+                controls.append((Edit(hook("mlp_in", j), s, same_norm_random(delta, gen),
+                                      add=True),))
+                control_pairs.append((a, b))
+    n_main = len(jobs)
+    jobs += controls
     labels = prompts.labels.to(device)
     ids = prompts.answer_ids.to(device)
     answer_tok = ids[labels]
@@ -405,8 +425,53 @@ def path_patching(
     for name in PATH_METRICS:
         per_job = got[name].mean(1).cpu()
         m = torch.full((k, k), float("nan"))
-        for (a, b), v in zip(pairs, per_job[1:]):
+        for (a, b), v in zip(pairs, per_job[1:n_main]):
             m[a, b] = v
         matrices[name] = m
         clean_vals[name] = float(per_job[0])
-    return PathPatching(matrices, clean_vals, lookup)
+    random_kl = torch.full((k, k), float("nan"))
+    for (a, b), v in zip(control_pairs, got["kl"].mean(1).cpu()[n_main:]):
+        random_kl[a, b] = v
+    return PathPatching(matrices, clean_vals, lookup, random_kl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Independence from prior context (post 1: the lookup "just depends on the name, not on the
+# prior context"; post 5: "adding 'Mr Michael Jordan' didn't substantially change the residual").
+
+
+def centred_cosines(
+    a: Float[Tensor, "n d"], b: Float[Tensor, "n d"]
+) -> tuple[Float[Tensor, " n"], Float[Tensor, " n"]]:
+    """Cosine of each row of `a` with the same row of `b` (same person, two contexts) and with
+    the next row of `b` (another person, the baseline), each set centred on its mean over
+    people first, so what every prompt shares does not count as similarity."""
+    a = a.double() - a.double().mean(0)
+    b = b.double() - b.double().mean(0)
+    unit_a = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    unit_b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    same = (unit_a * unit_b).sum(-1)
+    other = (unit_a * unit_b.roll(1, dims=0)).sum(-1)
+    return same.float(), other.float()
+
+
+@torch.no_grad()
+def prior_context_similarity(
+    model, plain: FactPrompts, with_context: FactPrompts, layer: int,  # noqa: ANN001
+    batch_size: int,
+) -> dict[str, float]:
+    """The residual after block `layer` at each person's surname, with and without a prior
+    context line, compared per person against other people (`centred_cosines`)."""
+    def at_surname(prompts: FactPrompts) -> Tensor:
+        name = hook("resid_post", layer)
+        got = run_jobs(model, prompts.tokens, 0, layer + 1, [()], batch_size,
+                       capture={name: lambda act: act[:, prompts.last_pos]})
+        return got[name][0].float().cpu()
+
+    if plain.names != with_context.names:
+        raise ValueError("prior_context_similarity needs the same people in both prompt sets")
+    same, other = centred_cosines(at_surname(plain), at_surname(with_context))
+    return {"layer": layer, "same_name_cosine": float(same.mean()),
+            "other_name_cosine": float(other.mean()),
+            "same_minus_other": float(same.mean() - other.mean()),
+            "n_prompts": len(plain)}

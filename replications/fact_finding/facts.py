@@ -190,13 +190,23 @@ def load_facts(path) -> dict:  # noqa: ANN001
 
 
 def known_prompts(
-    facts: dict, relation: str, tokenizer, bos_id: int | None  # noqa: ANN001
+    facts: dict, relation: str, tokenizer, bos_id: int | None,  # noqa: ANN001
+    context: str = "",
 ) -> FactPrompts:
-    """The prompts of the facts the model knows for `relation` (same order as facts.json)."""
+    """The prompts of the facts the model knows for `relation` (same order as facts.json),
+    with `context` between the prompt prefix and "Fact:"."""
     rel = facts["relations"][relation]
     prompts, dropped = make_prompts(tokenizer, relation, rel["phrase"],
                                     [tuple(k) for k in facts["known"][relation]],
-                                    rel["values"], facts["prefix"], bos_id)
+                                    rel["values"], facts["prefix"] + context, bos_id)
     if dropped:
         raise ValueError(f"facts.json names no longer tokenize as two tokens: {dropped[:3]}")
     return prompts
+
+
+def context_line(facts: dict, relation: str) -> str:
+    """An unrelated prior context: the first known fact of another relation (of `relation`
+    itself when it is the only one), written as a fact line of the corpus."""
+    others = [r for r in facts["known"] if r != relation and facts["known"][r]] or [relation]
+    first, last, value = facts["known"][others[0]][0]
+    return f"Fact: {first} {last} {facts['relations'][others[0]]['phrase']} {value}.\n"

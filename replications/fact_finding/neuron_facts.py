@@ -68,6 +68,20 @@ class EntityEffects:
     clean_logprob: Float[Tensor, " n_facts"]
     effects: Float[Tensor, "n_facts n_layers d_mlp"]  # ablated - clean (averaged over samples)
     layers: tuple[int, ...]
+    # The same effects averaged over the even / odd replacement samples (None with one sample).
+    halves: Float[Tensor, "2 n_facts n_layers d_mlp"] | None = None
+
+    def reliability(self) -> Float[Tensor, " n_facts"] | None:
+        """Split-half reliability of each fact's per-neuron effects (correlation of the two
+        halves over neurons, stepped up to the full average by Spearman-Brown); None without
+        halves. Near 0 when the effects are resampling noise."""
+        if self.halves is None:
+            return None
+        a = rearrange(self.halves[0], "f l n -> f (l n)").double()
+        b = rearrange(self.halves[1], "f l n -> f (l n)").double()
+        r = torch.stack([torch.corrcoef(torch.stack([x, y]))[0, 1] for x, y in zip(a, b)])
+        r = torch.nan_to_num(r, nan=0.0)
+        return (2 * r / (1 + r).clamp_min(1e-12)).float()
 
     def correlation(self) -> Float[Tensor, "n_facts n_facts"]:
         """Pearson correlation between facts of the per-neuron effects (all lookup neurons)."""
@@ -99,6 +113,8 @@ def entity_neuron_effects(
     d_mlp = model.cfg.d_mlp
     names = {hook_name(l, "resid_pre") for l in layers}
     effects = torch.empty(len(facts), len(layers), d_mlp)
+    k = replacement.shape[-1]
+    halves = torch.empty(2, len(facts), len(layers), d_mlp) if k >= 2 else None
     clean = torch.empty(len(facts))
     device = next(model.parameters()).device
     for f, fact in enumerate(facts):  # facts differ in length: one cache each, neurons batched
@@ -113,8 +129,24 @@ def entity_neuron_effects(
                 len(fact.tokens) - 1, torch.tensor([fact.answer_id]), torch.arange(d_mlp),
                 replacement[j][None], batch_size, desc=f"{fact.relation} L{layer}")
             effects[f, j] = (lp[0] - clean[f]).mean(-1)
+            if halves is not None:
+                halves[0, f, j] = (lp[0][..., 0::2] - clean[f]).mean(-1)
+                halves[1, f, j] = (lp[0][..., 1::2] - clean[f]).mean(-1)
     return EntityEffects(tuple(x.relation for x in facts), tuple(x.answer for x in facts),
-                         clean, effects, tuple(layers))
+                         clean, effects, tuple(layers), halves)
+
+
+def disattenuated_abs(corr: Float[Tensor, "f f"], reliability: Float[Tensor, " f"]
+                      ) -> Float[Tensor, " pairs"]:
+    """|r_AB| / sqrt(rel_A rel_B) per fact pair, capped at 1: the correlation the effects would
+    have without resampling noise. A fact whose effects are noise (reliability <= 0) counts as
+    1, so noise cannot pass as 'not shared'."""
+    i, j = torch.triu_indices(len(corr), len(corr), offset=1)
+    rel = reliability.double()
+    denom = (rel[i] * rel[j]).clamp_min(0).sqrt()
+    out = torch.where(denom > 0, corr[i, j].double().abs() / denom.clamp_min(1e-12),
+                      torch.ones_like(denom))
+    return out.clamp_max(1.0).float()
 
 
 def offdiagonal(mat: Float[Tensor, "f f"]) -> Float[Tensor, " pairs"]:
@@ -160,4 +192,12 @@ def run_entity(
         "corr_mean_abs": float(off.abs().mean()),
         "corr_max_abs": float(off.abs().max()),
     }
+    rel = effects.reliability()
+    if rel is not None:
+        dis = disattenuated_abs(corr, rel)
+        metrics |= {
+            "reliability": {r: float(v) for r, v in zip(effects.relations, rel)},
+            "reliability_median": float(rel.median()),
+            "corr_median_abs_disattenuated": float(dis.median()),
+        }
     return effects, metrics

@@ -117,6 +117,14 @@ def excess_ratio(
                         kept.float().mean((1, 2)))
 
 
+def other_labels(label: Int[Tensor, " p"], n_values: int, gen: torch.Generator
+                 ) -> Int[Tensor, " p"]:
+    """A different value for every person, drawn uniformly from the others: the wrong-sport
+    baseline (a lookup that boosts the right sport must not boost a wrong one as often)."""
+    shift = torch.randint(1, n_values, label.shape, generator=gen)
+    return (label + shift) % n_values
+
+
 # ---------------------------------------------------------------------------------------------
 # The selective neuron
 
@@ -418,6 +426,9 @@ def run_lookup(
     ) * circ.direct[None, :, None]
     excess = excess_ratio(pre, post, grid.known_first, grid.known_last, grid.known_label, direct)
     ratio = excess.ratio()
+    wrong = excess_ratio(pre, post, grid.known_first, grid.known_last,
+                         other_labels(grid.known_label, len(known.answer_ids),
+                                      torch.Generator().manual_seed(settings.seed + 1)), direct)
 
     sel = selective_neuron(model, known, run_k, settings, circ, batch_size)
 
@@ -447,6 +458,11 @@ def run_lookup(
             "median_ratio": float(ratio.median()),
             "median_ratio_total_positive": float(ratio[pos].median()) if pos.any() else math.nan,
             "share_total_positive": float(pos.float().mean()),
+            # Baseline: the same excess toward a wrong sport per person.
+            "share_total_positive_wrong_sport": float((wrong.total > 0).float().mean()),
+            "share_total_positive_over_wrong_sport": float(pos.float().mean()
+                                                           - (wrong.total > 0).float().mean()),
+            "median_total_wrong_sport": float(wrong.total.median()),
             "median_total": float(excess.total.median()),
             "median_gelu_part": float(excess.gelu_part.median()),
             "corr_gelu_total": float(torch.corrcoef(torch.stack([excess.gelu_part,

@@ -27,10 +27,12 @@ from replications.monosemanticity.neuron_basis import (
     KurtosisComparison,
     NeuronSparsity,
     NullspaceComparison,
+    bimodality_coefficient,
     encoder_decoder_cosine,
     kurtosis_comparison,
     neuron_sparsity,
     nullspace_comparison,
+    outside_baseline_share,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -122,6 +124,7 @@ def summary_metrics(
         "kurtosis_above_gaussian_p99_share": _share(ku.real > gauss_p99),
         "max_kurtosis": float(ku.real.max()) if ku.real.numel() else math.nan,
         "median_enc_dec_cosine": _median(analysis.enc_dec_cosine),
+        "enc_dec_cosine_bimodality": bimodality_coefficient(analysis.enc_dec_cosine),
         "nullspace_share_mean_enc": _mean(ns.enc),
         "nullspace_share_mean_dec": _mean(ns.dec),
         "nullspace_share_std_enc": _std(ns.enc),
@@ -132,6 +135,9 @@ def summary_metrics(
         "nullspace_random_expected_std": ns.expected_random_std,
         "nullspace_std_ratio_enc": _std(ns.enc) / random_std,
         "nullspace_std_ratio_dec": _std(ns.dec) / random_std,
+        # Random directions fall outside their own central 99% by construction 1% of the time.
+        "nullspace_outside_random_p99_share_enc": outside_baseline_share(ns.enc, ns.random),
+        "nullspace_outside_random_p99_share_dec": outside_baseline_share(ns.dec, ns.random),
         "seed_mean_cosine": math.nan if seed_mean_cosine is None else seed_mean_cosine,
         "ultra_low_max_cofiring_share": math.nan if cofiring is None else cofiring,
     }

@@ -104,6 +104,41 @@ def encoder_decoder_cosine(weights: SAEWeights) -> Float[Tensor, " d_sae"]:
                          "d_sae d_in, d_sae d_in -> d_sae")
 
 
+# Sarle's bimodality coefficient of a uniform distribution: above it a sample is read as
+# bimodal (a unimodal Gaussian gives 1/3).
+BIMODALITY_THRESHOLD = 5.0 / 9.0
+
+
+def bimodality_coefficient(x: Float[Tensor, " n"]) -> float:
+    """Sarle's sample bimodality coefficient (g^2 + 1) / (k + 3 (n-1)^2 / ((n-2)(n-3))), with
+    g the sample skewness and k the sample excess kurtosis (bias-corrected); NaN for n < 4."""
+    n = x.numel()
+    if n < 4:
+        return math.nan
+    c = x.double() - x.double().mean()
+    m2, m3, m4 = c.pow(2).mean(), c.pow(3).mean(), c.pow(4).mean()
+    if float(m2) <= 0:
+        return math.nan
+    g1 = m3 / m2.pow(1.5)
+    g = math.sqrt(n * (n - 1)) / (n - 2) * float(g1)
+    k = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * float(m4 / m2.pow(2) - 3.0) + 6.0)
+    return (g * g + 1.0) / (k + 3.0 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+
+
+def outside_baseline_share(
+    values: Float[Tensor, " n"], baseline: Float[Tensor, " n_base"], coverage: float = 0.99,
+) -> float:
+    """Share of `values` outside the central `coverage` interval of `baseline` (by chance, for
+    values drawn like the baseline: 1 - coverage)."""
+    if values.numel() == 0 or baseline.numel() == 0:
+        return math.nan
+    tail = (1.0 - coverage) / 2
+    lo, hi = torch.quantile(baseline.double(), torch.tensor([tail, 1.0 - tail],
+                                                            dtype=torch.float64))
+    v = values.double()
+    return float(((v < lo) | (v > hi)).double().mean())
+
+
 def row_space_basis(W_out: Float[Tensor, "d_mlp d_model"]) -> Float[Tensor, "d_mlp rank"]:
     """Orthonormal basis of the neuron-space directions W_out does not send to zero (its
     column space); the null space is their (d_mlp - rank)-dim orthogonal complement."""

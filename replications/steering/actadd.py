@@ -117,6 +117,21 @@ def actadd_vector(model: Any, pair: PromptPair, hook_name: str) -> ActAddVector:
     return ActAddVector(pair, acts[0].cpu(), acts[1].cpu())
 
 
+def norm_profile(
+    vector: Float[Tensor, "pos d_model"], padding_positions: Sequence[int]
+) -> dict[str, float]:
+    """How a steering vector's squared norm is spread over its positions: the largest single
+    position's share, and the share at the padding positions (0 when there is none)."""
+    sq = vector.double().pow(2).sum(-1)
+    total = float(sq.sum())
+    if total <= 0:
+        return {"max_position_share": float("nan"), "padding_share": float("nan"),
+                "max_position": -1.0}
+    pad = float(sq[list(padding_positions)].sum()) if padding_positions else 0.0
+    return {"max_position_share": float(sq.max()) / total, "padding_share": pad / total,
+            "max_position": float(sq.argmax())}
+
+
 class FrontSteering:
     """TransformerLens hook: adds `vectors[b]` to the first n positions of row b.
 

@@ -17,7 +17,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from replications.steering import features as F
-from replications.steering.actadd import actadd_vector, encode, make_pair, token_strings
+from replications.steering.actadd import (
+    actadd_vector,
+    encode,
+    make_pair,
+    norm_profile,
+    token_strings,
+)
 from replications.steering.config import Config
 from shared.sae import SAE
 
@@ -159,6 +165,7 @@ def build_weddings(
         "negative_only_features": len(both_terms) - len(pos_terms),
         "padding_features": [{"feature": i, "activation": v} for i, v in pad_feats],
         "vector_norm_per_position": vec.vector.norm(dim=-1).tolist(),
+        "vector_norm_profile": norm_profile(vec.vector, pad_positions),
         "projected_norm_per_position": projected.norm(dim=-1).tolist(),
         "reconstruction_cosine": float(torch.nn.functional.cosine_similarity(
             recon.flatten(), vec.vector.flatten(), dim=0)),

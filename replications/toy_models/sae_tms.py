@@ -13,8 +13,9 @@ directions are the columns of W. SAEs read h and should recover those directions
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import einops
 import torch
@@ -365,6 +366,22 @@ def best_seed_mean_mmcs(entry: dict[str, Any], mode: str) -> tuple[float, float,
 RECOVERED = 0.99  # an SAE 'recovers' the features when its MMCS exceeds this
 
 
+def cliff_sharpness(mults: Sequence[float], curve: Sequence[float]) -> float:
+    """Slope of MMCS over the step into width F (multiple 1) divided by the median slope of the
+    steps below it (slopes per unit width multiple, so uneven spacing does not matter).
+
+    A cliff is a jump at F, not a steady climb towards it: an SAE that finds one more feature
+    per extra latent (MMCS ~ m/F), or any smooth saturating curve, gives about 1 or less.
+    NaN without a step below the one into F, or when the climb below is flat.
+    """
+    at = list(mults).index(1.0)
+    slopes = [(curve[i + 1] - curve[i]) / (mults[i + 1] - mults[i]) for i in range(at)]
+    if len(slopes) < 2:
+        return float("nan")
+    reference = statistics.median(slopes[:-1])
+    return slopes[-1] / reference if reference > 1e-9 else float("nan")
+
+
 def sweep_metrics(sweep: dict[str, Any]) -> dict[str, float]:
     """The cliff: seed-mean MMCS at the best L1 for the largest width below F, at F and above F
     (the worst of the wider ones), plus how often single initialisations recover every feature."""
@@ -385,6 +402,7 @@ def sweep_metrics(sweep: dict[str, Any]) -> dict[str, float]:
         "mmcs_at_true_width": at_true,
         "mmcs_above_true_width": float(best.values[above].min()),
         "mmcs_cliff": at_true - float(best.values[below]),
+        "mmcs_cliff_sharpness": cliff_sharpness(mults, best.values.tolist()),
         "mmcs_at_true_width_best_seed": float(scores[at].max()),
         "mmcs_above_true_width_best_seed": float(scores[above].amax(dim=(1, 2)).min()),
         "fraction_seeds_recovered_at_true_width": float(

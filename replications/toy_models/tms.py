@@ -266,25 +266,66 @@ def geometry_metrics(W: torch.Tensor, prob: torch.Tensor, threshold: float) -> d
     return out
 
 
+STICKY_WINDOW = 0.05  # a dimensionality 'sits at' a sticky fraction when this close to it
+
+
+def sticky_windows_measure(lo: float, hi: float, window: float = STICKY_WINDOW) -> float:
+    """Length of [lo, hi] covered by the windows around the sticky fractions (overlaps once)."""
+    spans = sorted((n / d - window, n / d + window) for n, d in STICKY_FRACTIONS)
+    covered, reach = 0.0, lo
+    for a, b in spans:
+        a, b = max(a, reach), min(b, hi)
+        if b > a:
+            covered += b - a
+            reach = b
+    return covered
+
+
+def sticky_share(dims: Float[Tensor, " n"], window: float = STICKY_WINDOW) -> tuple[float, float]:
+    """(share of `dims` within `window` of a sticky fraction, the same share by chance).
+
+    Chance: dimensionalities spread uniformly over the range they span, [min, max]. The windows
+    cover about half of [0, 1], so without a chance baseline a share near 0.5 says nothing.
+    """
+    if dims.numel() == 0:
+        return float("nan"), float("nan")
+    sticky = torch.tensor([n / d for n, d in STICKY_FRACTIONS], dtype=dims.dtype)
+    near = (dims.unsqueeze(-1) - sticky).abs().min(-1).values < window
+    lo, hi = float(dims.min()), float(dims.max())
+    if hi - lo < 1e-6:
+        chance = float(near.float().mean())  # one value: no spread to compare against
+    else:
+        chance = sticky_windows_measure(lo, hi, window) / (hi - lo)
+    return float(near.float().mean()), chance
+
+
+def excess_over_chance(share: float, chance: float) -> float:
+    """(share - chance) / (1 - chance): 0 at chance, 1 when every value sits at a fraction."""
+    if math.isnan(share) or math.isnan(chance) or chance >= 1.0:
+        return float("nan")
+    return (share - chance) / (1.0 - chance)
+
+
 def dimensionality_metrics(W: torch.Tensor, prob: torch.Tensor,
                            threshold: float) -> dict[str, float]:
     """Dimensions per feature at the extremes, and how many represented features sit near a
-    sticky fraction (within 0.05) in the intermediate-sparsity instances."""
+    sticky fraction (within STICKY_WINDOW) in the intermediate-sparsity instances, against the
+    share a uniform spread over the same range would put there."""
     dims = feature_dimensionality(W)
     dpf = dimensions_per_feature(W)
     represented = feature_norms(W) > threshold
-    sticky = torch.tensor([n / d for n, d in STICKY_FRACTIONS])
-    near = (dims.unsqueeze(-1) - sticky).abs().min(-1).values < 0.05
     # Intermediate: instances whose dimensions-per-feature lie strictly between the extremes.
     middle = (dpf < 0.95) & (dpf > float(dpf[-1]) + 0.02)
     mask = represented & middle.unsqueeze(-1)
-    frac = float(near[mask].float().mean()) if mask.any() else float("nan")
+    frac, chance = sticky_share(dims[mask])
     return {
         "tms_dimensionality_dims_per_feature_densest": float(dpf[0]),
         "tms_dimensionality_dims_per_feature_sparsest": float(dpf[-1]),
         "tms_dimensionality_n_represented_densest": float(represented[0].sum()),
         "tms_dimensionality_n_represented_sparsest": float(represented[-1].sum()),
         "tms_dimensionality_fraction_near_sticky": frac,
+        "tms_dimensionality_chance_near_sticky": chance,
+        "tms_dimensionality_sticky_excess_over_chance": excess_over_chance(frac, chance),
         "tms_dimensionality_n_features": float(W.shape[-1]),
         "tms_dimensionality_n_hidden": float(W.shape[1]),
     }

@@ -17,6 +17,7 @@ positions are then identical to running each length on its own (checked in the t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -39,6 +40,9 @@ BOS = "BOS"
 PAD = "PAD"
 # Attention score given to PAD keys (tracr uses the same constant for masked logits).
 MASKED_SCORE = -1e30
+# Negative control of the conversion check: noise of a tenth of each weight matrix's RMS, far
+# above float error and far below the weights (a conversion slightly wrong everywhere).
+CONTROL_NOISE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -563,10 +567,9 @@ def check_against_tracr(
     resid_diff = (resid - tr_resid).abs().amax(dim=(0, -1))
     if categorical:
         agree = logits.argmax(-1) == tracr_logits.argmax(-1)
-        rasp_agree = logits.argmax(-1) == target_ids
     else:
         agree = (logits[..., 0] - tracr_logits[..., 0]).abs() <= numerical_atol
-        rasp_agree = (logits[..., 0] - target_values).abs() <= numerical_atol
+    rasp_agree = agrees_with_rasp(logits, categorical, target_ids, target_values, numerical_atol)
     return {
         "n_inputs": len(domain),
         "n_output_positions": int(out_mask.sum().item()),
@@ -576,6 +579,49 @@ def check_against_tracr(
         "rasp_agreement": masked_mean(rasp_agree, out_mask),
         "numerical_atol": numerical_atol,
     }
+
+
+def agrees_with_rasp(
+    logits: Float[Tensor, "n pos n_out"], categorical: bool, target_ids: Int[Tensor, "n pos"],
+    target_values: Float[Tensor, "n pos"], numerical_atol: float,
+) -> Bool[Tensor, "n pos"]:
+    """Whether each decoded output equals the RASP program's own output (argmax, or within
+    `numerical_atol` for a numerical output)."""
+    if categorical:
+        return logits.argmax(-1) == target_ids
+    return (logits[..., 0] - target_values).abs() <= numerical_atol
+
+
+def perturbed_copy(model: Any, rel_scale: float, seed: int) -> Any:
+    """A copy of `model` with Gaussian noise of `rel_scale` times each weight matrix's RMS added
+    to every weight matrix (biases and all-zero matrices untouched).
+
+    The negative control of the conversion check: a conversion that is slightly wrong
+    everywhere must score below exact agreement, or the check could not catch a wrong one.
+    """
+    noisy = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(noisy.named_parameters()):
+            if not name.split(".")[-1].startswith("W_"):
+                continue
+            rms = param.pow(2).mean().sqrt()
+            noise = torch.randn(param.shape, generator=gen, dtype=param.dtype)
+            param.add_(noise.to(param.device) * rel_scale * rms)
+    return noisy
+
+
+def control_rasp_agreement(
+    model: Any, domain: Domain, pad_id: int, categorical: bool, numerical_atol: float,
+    rel_scale: float = CONTROL_NOISE, seed: int = 0,
+) -> float:
+    """Agreement with the RASP program of the perturbed copy of `model` (the negative control)."""
+    noisy = perturbed_copy(model, rel_scale, seed)
+    with torch.no_grad():
+        logits = run_converted(noisy, domain.tokens, pad_id)
+    agree = agrees_with_rasp(logits, categorical, domain.target_ids, domain.target_values,
+                             numerical_atol)
+    return masked_mean(agree, domain.out_mask)
 
 
 def compile_and_convert(
@@ -615,6 +661,9 @@ def compile_and_convert(
     tokens, out_mask = encode_domain(domain, info.token_to_id, cfg.max_seq_len)
     dom = Domain(tokens=tokens, out_mask=out_mask, target_ids=target_ids,
                  target_values=target_values)
+    summary["control_rasp_agreement"] = control_rasp_agreement(
+        model, dom, info.token_to_id[PAD], categorical, cfg.check_atol)
+    summary["control_noise"] = CONTROL_NOISE
     return model, info, dom
 
 
@@ -632,9 +681,9 @@ def describe(info: TracrModelInfo) -> str:
 
 __all__ = [
     "BOS", "PAD", "PROGRAMS", "Compiled", "Domain", "TracrConfig", "TracrModelInfo",
-    "TracrSAEConfig", "categorical_correct", "check_against_tracr", "clean_direction_name",
+    "TracrSAEConfig", "agrees_with_rasp", "categorical_correct", "check_against_tracr", "clean_direction_name",
     "compile_and_convert", "compile_program", "convert_to_hooked_transformer", "describe",
     "encode_domain", "enumerate_domain", "frac_prevs_tolerance", "load_converted",
-    "masked_mean", "numerical_correct", "pad_hooks", "parse_residual_label", "residual_stack",
+    "masked_mean", "numerical_correct", "pad_hooks", "perturbed_copy", "parse_residual_label", "residual_stack",
     "run_converted", "save_converted",
 ]

@@ -273,7 +273,11 @@ def test_script_writes_metrics_and_figures(tiny, tmp_path, capsys):
               *[x for n in names for x in (f"--{n}-figure", str(fig / f"{n}.png"))]]
     script.main([*common, "--facts", str(root / "facts.json"), "--out-dir", str(tmp_path / "c")])
     m = json.loads((tmp_path / "c" / "metrics.json").read_text())
-    assert {"patching", "attribute_head", "effective", "probes", "path_patching"} <= set(m)
+    assert {"patching", "attribute_head", "effective", "probes", "path_patching",
+            "prior_context"} <= set(m)
+    prior = m["prior_context"]
+    assert prior["n_prompts"] == m["n_prompts"] and -1 <= prior["same_name_cosine"] <= 1
+    assert math.isfinite(m["path_patching"]["kl_over_random"])
     assert m["n_prompts"] == 64 and m["patching"]["n_prompts"] == 24
     labels = json.loads((tmp_path / "c" / "circuit.json").read_text())
     assert labels["position_labels"][:2] == ["first name", "surname"]

@@ -27,8 +27,11 @@ from replications.toy_models.tracr_models import (
     PAD,
     TracrConfig,
     TracrSAEConfig,
+    agrees_with_rasp,
     compile_and_convert,
     load_converted,
+    masked_mean,
+    perturbed_copy,
     run_converted,
     save_converted,
 )
@@ -82,10 +85,27 @@ def test_converted_equals_tracr_on_every_input(converted) -> None:
     assert check["decoded_agreement"] == 1.0
     assert check["rasp_agreement"] == 1.0
     assert check["passed"]
+    # The negative control (every weight matrix with noise at 10% of its RMS) fails the same check.
+    assert check["control_rasp_agreement"] < 0.9
     # Labels are clean ('name:value', no tracr ids) and every dimension has a variable.
     assert len(info.residual_labels) == model.cfg.d_model == len(info.residual_variables)
     assert "one" in info.residual_labels and "tokens:BOS" in info.residual_labels
     assert any(lab.startswith(f"{info.output_variable}") for lab in info.residual_labels)
+
+
+def test_partly_wrong_conversion_scores_below_exact(sort) -> None:
+    # One corrupted weight (the first head's output matrix of the last layer zeroed) is a
+    # partly wrong conversion: the agreement metric drops below 1 instead of anything raising.
+    model, info, domain = sort
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.blocks[-1].attn.W_O[0].zero_()
+    logits = run_converted(broken, domain.tokens, info.token_to_id[PAD])
+    agree = agrees_with_rasp(logits, info.categorical, domain.target_ids, domain.target_values,
+                             CFG.check_atol)
+    assert 0.0 < masked_mean(agree, domain.out_mask) < 1.0
+    same = perturbed_copy(model, 0.0, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(same.parameters(), model.parameters()))
 
 
 def test_padded_batch_equals_per_length_runs(converted) -> None:

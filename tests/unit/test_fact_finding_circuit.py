@@ -173,7 +173,8 @@ def fabricated_results(s: C.CircuitSettings) -> CR.CircuitResults:
         mats[m] = x
     clean = {m: 0.05 for m in C.PATH_METRICS}
     clean["kl"] = 0.0
-    paths = CS.PathPatching(mats, clean, s.lookup_mlps)
+    # The random-direction control moves the output a fifth as much as the path ablations.
+    paths = CS.PathPatching(mats, clean, s.lookup_mlps, mats["kl"] / 5)
     eff = {"full_model_answer": 1.0, "full_model_head": 0.8, "effective_head": 0.75,
            "effective_head_raw": 0.75, "effective_head_centred": 0.7, "no_lookup_head": 0.4,
            "effective_probe": float(acc["effective_3"].mean()), "effective_probe_std": 0.02,
@@ -202,6 +203,9 @@ def test_summary_metrics_read_the_results():
     assert pp["pairs"]["1_3"]["kl"] == pytest.approx(0.8)
     assert pp["max_kl"] == pytest.approx(0.8) and pp["from_first_kl_ratio"] > 1
     assert pp["whole_mlp"]["2"]["loss"] == pytest.approx(0.1)
+    assert pp["kl_over_random"] == pytest.approx(5.0)
+    assert pr["late_lookup_jump"] == pytest.approx(pr["effective_2"]["mean"]
+                                                   - pr["effective_1"]["mean"])
     flat = repr(m)
     assert "nan" not in flat
 
@@ -211,6 +215,52 @@ def test_summary_metrics_read_the_results():
             if isinstance(v, dict):
                 no_dots(v)
     no_dots(m)
+
+
+def test_read_position_against_the_other_position():
+    # Reading at the surname: the baseline is the final token, and the reverse.
+    s = settings()
+    res = fabricated_results(s)
+    p = CR.summary_metrics(res, s)["patching"]
+    assert p["resid_read_minus_other_lookup"] == pytest.approx(
+        p["resid_surname_lookup"] - p["resid_final_lookup"])
+    final = dataclasses.replace(s, read_position="final")
+    q = CR.summary_metrics(res, final)["patching"]
+    # The plausible wrong result: the fact at the surname, not the read position (final).
+    assert q["resid_read_lookup"] == pytest.approx(0.0)
+    assert q["resid_read_minus_other_lookup"] == pytest.approx(-0.7)
+
+
+def test_same_norm_random_keeps_the_norms():
+    delta = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    out = CS.same_norm_random(delta, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.norm(dim=-1), delta.norm(dim=-1))
+    assert not torch.allclose(out[0] / 5, delta[0] / 5)
+
+
+def test_centred_cosines_same_person_against_others():
+    g = torch.Generator().manual_seed(0)
+    people = torch.randn(30, 16, generator=g, dtype=torch.float64)
+    shared = 5 * torch.randn(16, generator=g, dtype=torch.float64)
+    # A context that adds the same vector to everyone plus a little noise: independent.
+    ctx = people + shared + 0.1 * torch.randn(30, 16, generator=g, dtype=torch.float64)
+    same, other = CS.centred_cosines(people, ctx)
+    assert float(same.mean()) > 0.95 and abs(float(other.mean())) < 0.15
+    # The plausible wrong result: the context replaces the name's representation.
+    same, other = CS.centred_cosines(people, torch.randn(30, 16, generator=g,
+                                                         dtype=torch.float64))
+    assert abs(float(same.mean()) - float(other.mean())) < 0.15
+
+
+def test_context_line_uses_another_relation():
+    from replications.fact_finding.facts import context_line
+
+    facts = {"known": {"sport": [["A", "B", "golf"]], "city": [["C", "D", "Rome"]]},
+             "relations": {"sport": {"phrase": "plays the sport of"},
+                           "city": {"phrase": "lives in the city of"}}}
+    assert context_line(facts, "sport") == "Fact: C D lives in the city of Rome.\n"
+    assert context_line({**facts, "known": {"sport": facts["known"]["sport"]}}, "sport") \
+        == "Fact: A B plays the sport of golf.\n"
 
 
 def test_reference_head_rank():

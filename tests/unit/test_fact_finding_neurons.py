@@ -200,6 +200,35 @@ def test_entity_correlation_and_offdiagonal():
     assert NF.offdiagonal(corr).shape == (3,)
 
 
+def test_split_half_reliability_and_disattenuated_correlation():
+    gen = torch.Generator().manual_seed(5)
+    # Three facts with reliable, unshared per-neuron effects: each half = signal + small noise.
+    signal = torch.randn(3, 2, 400, generator=gen)
+    halves = torch.stack([signal + 0.1 * torch.randn(3, 2, 400, generator=gen)
+                          for _ in range(2)])
+    e = NF.EntityEffects(("a", "b", "c"), ("x", "y", "z"), torch.zeros(3), halves.mean(0),
+                         (1, 2), halves)
+    rel = e.reliability()
+    assert rel is not None and bool((rel > 0.95).all())
+    dis = NF.disattenuated_abs(e.correlation(), rel)
+    assert float(dis.median()) < 0.2  # not shared, and measured: passes
+    # The plausible wrong result: pure resampling noise. Raw |r| is just as low (it would pass
+    # 'median |r| <= 0.3'), but the halves do not agree, so the disattenuated value is ~1.
+    noise = torch.randn(2, 3, 2, 400, generator=gen)
+    n = NF.EntityEffects(("a", "b", "c"), ("x", "y", "z"), torch.zeros(3), noise.mean(0),
+                         (1, 2), noise)
+    assert float(NF.offdiagonal(n.correlation()).abs().median()) < 0.3
+    assert float(NF.disattenuated_abs(n.correlation(), n.reliability()).median()) > 0.3
+    assert NF.EntityEffects(("a",), ("x",), torch.zeros(1), noise[0, :1], (1, 2)).reliability() \
+        is None
+
+
+def test_other_labels_are_always_wrong():
+    label = torch.tensor([0, 1, 2] * 50)
+    wrong = NL.other_labels(label, 3, torch.Generator().manual_seed(0))
+    assert bool((wrong != label).all()) and set(wrong.tolist()) == {0, 1, 2}
+
+
 def test_settings_checks_and_profiles():
     for profile in ("smoke", "default", "paper"):
         cfg = config.load(profile)

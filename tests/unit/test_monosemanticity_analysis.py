@@ -218,6 +218,37 @@ def test_random_baseline_matches_theory(planted, W_out):
     assert float(ns.random.std()) == pytest.approx(std, rel=0.08)
 
 
+def test_bimodality_coefficient_separates_one_mode_from_two():
+    from scipy.stats import kurtosis, skew
+
+    g = torch.Generator().manual_seed(0)
+    # The plausible wrong result: one Gaussian mode around 0.5 (BC ~ 1/3).
+    one_mode = 0.5 + 0.1 * torch.randn(4000, generator=g, dtype=torch.float64)
+    assert NB.bimodality_coefficient(one_mode) < NB.BIMODALITY_THRESHOLD
+    # The write-up's shape: a big mode at 0.5 and a smaller one at 0.75.
+    two_modes = torch.cat([0.5 + 0.04 * torch.randn(3000, generator=g, dtype=torch.float64),
+                           0.75 + 0.04 * torch.randn(1500, generator=g, dtype=torch.float64)])
+    bc = NB.bimodality_coefficient(two_modes)
+    assert bc > NB.BIMODALITY_THRESHOLD
+    x = two_modes.numpy()
+    n = len(x)
+    g1, k1 = skew(x, bias=False), kurtosis(x, bias=False)
+    assert bc == pytest.approx((g1**2 + 1) / (k1 + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+    assert math.isnan(NB.bimodality_coefficient(torch.ones(3)))
+
+
+def test_outside_baseline_share():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(20000, generator=g, dtype=torch.float64)
+    # Values drawn like the baseline: about 1% outside its central 99%.
+    like = torch.randn(20000, generator=g, dtype=torch.float64)
+    assert NB.outside_baseline_share(like, base) == pytest.approx(0.01, abs=0.004)
+    # Twice the spread: |z| > 2.576 / 2, about 20% outside.
+    wide = 2 * torch.randn(20000, generator=g, dtype=torch.float64)
+    assert NB.outside_baseline_share(wide, base) == pytest.approx(0.198, abs=0.02)
+    assert math.isnan(NB.outside_baseline_share(torch.ones(0), base))
+
+
 def test_streaming_topk_equals_brute_force():
     g = torch.Generator().manual_seed(0)
     acts = torch.relu(torch.randn(23, 9, 5, generator=g))
@@ -318,7 +349,9 @@ def test_summary_metrics_keys(planted, W_out):
                 "dense_share", "one_sparse_share", "ten_sparse_share", "median_kurtosis",
                 "median_gaussian_kurtosis", "kurtosis_excess_over_gaussian",
                 "median_enc_dec_cosine", "nullspace_share_mean_enc", "nullspace_share_mean_dec",
-                "nullspace_random_mean", "nullspace_random_std", "nullspace_std_ratio_dec"):
+                "nullspace_random_mean", "nullspace_random_std", "nullspace_std_ratio_dec",
+                "enc_dec_cosine_bimodality", "nullspace_outside_random_p99_share_dec",
+                "kurtosis_above_gaussian_p99_share", "max_kurtosis"):
         assert key in m, key
     assert all("." not in k and isinstance(v, float) for k, v in m.items())
     assert m["ultra_low_cos_gt_095_share"] == 1.0

@@ -84,6 +84,23 @@ def test_actadd_vector_is_the_activation_difference(model):
 
 # ----------------------------------------------------------------------------- the hook
 
+def test_norm_profile_spread_and_padding():
+    # Zero at the shared prefix (BOS, 'I'), equal norms at 4 content and 2 padding positions.
+    vec = torch.zeros(8, 4)
+    vec[2:] = torch.tensor([3.0, 4.0, 0.0, 0.0])
+    prof = actadd.norm_profile(vec, [6, 7])
+    assert prof["max_position_share"] == pytest.approx(1 / 6)
+    assert prof["padding_share"] == pytest.approx(2 / 6)
+    # The plausible wrong profile: everything at one position, nothing at the padding.
+    one = torch.zeros(8, 4)
+    one[5, 0] = 10.0
+    prof = actadd.norm_profile(one, [6, 7])
+    assert prof["max_position_share"] == 1.0 and prof["padding_share"] == 0.0
+    assert prof["max_position"] == 5.0
+    assert actadd.norm_profile(vec, [])["padding_share"] == 0.0
+    assert np.isnan(actadd.norm_profile(torch.zeros(3, 4), [2])["max_position_share"])
+
+
 def test_front_steering_adds_at_front_positions_once():
     v = torch.randn(2, 3, 4)
     hook = actadd.FrontSteering(v, once=True)

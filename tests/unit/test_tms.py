@@ -11,6 +11,7 @@ import torch
 from replications.toy_models.sae_tms import (
     SAETMSConfig,
     best_seed_mean_mmcs,
+    cliff_sharpness,
     represented_directions,
     resampling_metrics,
     sweep_metrics,
@@ -18,13 +19,17 @@ from replications.toy_models.sae_tms import (
 from replications.toy_models.tms import (
     TMSConfig,
     TMSSweepConfig,
+    dimensionality_metrics,
     dimensions_per_feature,
+    excess_over_chance,
     feature_dimensionality,
     feature_norms,
     generate_batch,
     importance_profile,
     n_represented,
     polygon_angle_error,
+    sticky_share,
+    sticky_windows_measure,
     superposition,
     sweep_probabilities,
 )
@@ -108,6 +113,39 @@ def test_dimensionality_on_hand_made_matrices() -> None:
     assert dimensions_per_feature(polygon(5)[None]).item() == pytest.approx(0.4, abs=1e-5)
 
 
+def test_sticky_share_against_chance() -> None:
+    # The windows (+-0.05 around 1, 3/4, 2/3, 1/2, 2/5, 1/3) cover half of [0, 1].
+    assert sticky_windows_measure(0.0, 1.0) == pytest.approx(0.5)
+    assert sticky_windows_measure(0.45, 0.55) == pytest.approx(0.1)
+    # Every value on a fraction: share 1, far above chance.
+    on = torch.tensor([1.0, 0.75, 2 / 3, 0.5, 0.4, 1 / 3] * 5)
+    share, chance = sticky_share(on)
+    assert share == 1.0 and 0.4 < chance < 0.7
+    assert excess_over_chance(share, chance) == pytest.approx(1.0)
+    # The plausible wrong result: dimensionalities spread uniformly (no stickiness). The raw
+    # share (~0.5) clears the old 30% threshold; the excess over chance is ~0.
+    spread = torch.linspace(0.0, 1.0, 2001)
+    share, chance = sticky_share(spread)
+    assert share > 0.3
+    assert excess_over_chance(share, chance) == pytest.approx(0.0, abs=0.01)
+    assert math.isnan(excess_over_chance(*sticky_share(torch.tensor([]))))
+
+
+def test_dimensionality_metrics_report_chance() -> None:
+    # Instances: dense (4 orthogonal features in 4-D, 1 dimension per feature), two middles
+    # (antipodal pairs in 2 of the 4 dims: D = 1/2, 0.44 dims per feature), sparsest (0.25).
+    eye = torch.eye(4)
+    square = torch.zeros(4, 4)
+    square[:2, :] = polygon(4, 1.5)
+    sparse = torch.zeros(4, 4)
+    sparse[0, :] = torch.tensor([2.0, -2.0, 2.0, -2.0])
+    W = torch.stack([eye, square, square, sparse])
+    m = dimensionality_metrics(W, torch.ones(4), 0.5)
+    assert m["tms_dimensionality_fraction_near_sticky"] == 1.0
+    assert m["tms_dimensionality_chance_near_sticky"] == 1.0  # one value: no spread
+    assert math.isnan(m["tms_dimensionality_sticky_excess_over_chance"])
+
+
 def test_superposition_measure() -> None:
     W = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])
     assert torch.allclose(superposition(W), torch.zeros(1, 3))
@@ -165,6 +203,8 @@ def test_sweep_and_resampling_metrics() -> None:
     assert m["mmcs_at_true_width_best_seed"] == pytest.approx(1.0)
     assert m["fraction_seeds_recovered_at_true_width"] == pytest.approx(0.5)
     assert m["fraction_seeds_recovered_above_true_width"] == pytest.approx(1.0)
+    # Slopes per unit multiple: 0.2 / 0.3 (0.5 -> 0.8), then 0.19 / 0.2 into F.
+    assert m["mmcs_cliff_sharpness"] == pytest.approx(0.95 / (0.2 / 0.3))
     entry = {"ratio": 2, "n_features": 4, "n_represented": 4,
              "mmcs_none": [[0.5, 0.7], [0.9, 0.8]], "mmcs_reinit": [[1.0, 1.0], [0.9, 0.9]]}
     mean, std, k = best_seed_mean_mmcs(entry, "none")
@@ -177,6 +217,22 @@ def test_sweep_and_resampling_metrics() -> None:
     assert r["resampling_gain_reinit_at_lowest_ratio"] == pytest.approx(0.15)
     assert r["resampling_best_gain"] == pytest.approx(0.3)
     assert r["resampling_best_gain_ratio"] == 8.0
+
+
+def test_cliff_sharpness_fails_smooth_curves() -> None:
+    mults = [0.5, 0.7, 0.8, 0.9, 1.0, 1.5, 2.0]
+    # A cliff: a slow climb, then a jump into F.
+    cliff = [0.40, 0.42, 0.43, 0.45, 0.98, 1.0, 1.0]
+    assert cliff_sharpness(mults, cliff) > 10
+    # The plausible wrong results: one more feature per extra latent (MMCS = m/F, then flat),
+    # and a smooth saturating curve. Both pass the old 'at F minus below F >= 0.1'.
+    linear = [min(m, 1.0) for m in mults]
+    assert linear[4] - linear[3] >= 0.1 - 1e-9
+    assert cliff_sharpness(mults, linear) == pytest.approx(1.0)
+    smooth = [1 - math.exp(-3 * m) for m in mults]
+    assert cliff_sharpness(mults, smooth) < 1.0
+    # Undefined without a step below the one into F.
+    assert math.isnan(cliff_sharpness([0.5, 1.0, 2.0], [0.5, 1.0, 1.0]))
 
 
 # --------------------------------------------------------------------------- config

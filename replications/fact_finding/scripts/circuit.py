@@ -17,8 +17,9 @@ from pathlib import Path
 
 from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_results as CR
+from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
-from replications.fact_finding.facts import known_prompts
+from replications.fact_finding.facts import context_line, known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
 from shared.cli import fail, run, user_errors
 from shared.config import config_hash
@@ -46,7 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         prompts = known_prompts(facts, settings.relation, model.tokenizer,
                                 model.tokenizer.bos_token_id)
         res = CR.analyse(model, prompts, settings, cfg.model.batch_size)
-    metrics = CR.summary_metrics(res, settings)
+        in_context = known_prompts(facts, settings.relation, model.tokenizer,
+                                   model.tokenizer.bos_token_id,
+                                   context_line(facts, settings.relation))
+        prior = CS.prior_context_similarity(model, prompts, in_context, settings.end_layer,
+                                            cfg.model.batch_size)
+    metrics = CR.summary_metrics(res, settings) | {"prior_context": prior}
     labels = CR.position_labels(prompts, model.tokenizer, res.patching.positions)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(args.out_dir / "circuit.safetensors", CR.result_tensors(res))

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         "reconstruction_cosine": wn["reconstruction_cosine"],
         "n_dense_features": wn["n_dense_features"],
         "vector_positions": wn["vector_positions"],
+        "vector_max_position_share": wn["vector_norm_profile"]["max_position_share"],
+        "vector_padding_share": wn["vector_norm_profile"]["padding_share"],
     }
     write_json(args.out, out)
     gaps = {f"{n}.{k}": round(v["frontier_gap"], 3) for n in out for k, v in out[n].items()

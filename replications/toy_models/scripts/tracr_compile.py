@@ -2,12 +2,15 @@
 
 Outputs, in --out-dir: `model.safetensors` (state dict), `model.json` (HookedTransformerConfig
 fields, residual labels and variables, input/output encodings, equality-check summary) and
-`domain.safetensors` (every input of the domain with the RASP program's true outputs). Nothing
-is written, and the exit status is 1, if the converted model disagrees with tracr's own model.
+`domain.safetensors` (every input of the domain with the RASP program's true outputs). A
+converted model that disagrees with tracr's own model is still written, with a warning: its
+agreement with the RASP program is a claim of the scorecard, which then fails instead of the
+pipeline stopping.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     model, info, domain = compile_and_convert(args.program, cfg.tracr)
     print(f"[tracr_compile] {describe(info)} ({time.perf_counter() - start:.1f}s)")
     if not info.check["passed"]:
-        fail(f"tracr_compile: converted {args.program} disagrees with tracr: {info.check}")
+        print(f"[tracr_compile] WARNING: converted {args.program} disagrees with tracr: "
+              f"{info.check}", file=sys.stderr)
     save_converted(args.out_dir, model, info)
     domain.save(args.out_dir / "domain.safetensors")
 
