@@ -5,6 +5,23 @@ Each DVC stage wraps Snakemake targets: one stage per write-up (its results fold
 the scorecard and one for figures/. `dvc repro` therefore runs exactly the rules Snakemake
 runs. `python -m shared.dvc_gen` rewrites dvc.yaml; `--check` exits 1 when it is stale (a test
 runs that).
+
+How the stages are declared, and why:
+
+- Outputs are `persist: true`: DVC otherwise deletes a stage's outputs before running its
+  command, and Snakemake, which builds incrementally, would then recompute everything (the
+  stand-in models included) on every `dvc repro` / `dvc exp run`. They stay cached
+  (`cache: true`, DVC's default) so that `dvc push` / `dvc pull` share them. (DVC's run cache
+  skips stages with persistent outputs; Snakemake is what avoids recomputation here.)
+- Dependencies are what is in git: the code and pins every job reads (CODE_DEPS), the stage's
+  write-up folder and those of the write-ups it reads from. A stage never lists another stage's
+  outputs. The results are a function of these files and `profile`, so the same changes mark
+  the same stages; which files flow between write-ups is Snakemake's business (each stage's
+  command builds what it reads). Listing another stage's outputs would break
+  `dvc exp run --dry` and `dvc repro --dry` in a fresh clone: DVC hashes every dependency of a
+  stage before a dry run and fails on one that an upstream stage has not built yet
+  (treeverse/dvc#9818). The archive in env/downloads/ is not a dependency either (it is not in
+  git; its sha256 is pinned in env/corpus-downloads.txt, which is).
 """
 
 from __future__ import annotations
@@ -25,36 +42,54 @@ HEADER = (
 )
 
 SNAKEMAKE = "snakemake --cores all --config profile=${profile}"
-CODE_DEPS = ["Snakefile", "profiles/default/config.yaml", "shared", "env/requirements.lock"]
+# Every job reads these (the corpus of the stand-in models is pinned by env/corpus.lock and
+# env/corpus-downloads.txt).
+CODE_DEPS = [
+    "Snakefile", "profiles/default/config.yaml", "shared", "replications/__init__.py",
+    "env/requirements.lock", "env/corpus.lock", "env/corpus-downloads.txt",
+]
+
+
+def _reads(writeup: str) -> list[str]:
+    """The write-ups whose results `writeup` reads, directly or through another one."""
+    seen: list[str] = []
+    todo = list(pipeline.USES.get(writeup, ()))
+    while todo:
+        used = todo.pop(0)
+        if used not in seen:
+            seen.append(used)
+            todo.extend(pipeline.USES.get(used, ()))
+    return [w for w in pipeline.WRITEUPS if w in seen]
+
+
+def _outs(path: str) -> list[dict]:
+    return [{path: {"persist": True}}]
 
 
 def build_dvc_yaml() -> dict:
     """The dvc.yaml content as a dict."""
     stages: dict[str, dict] = {}
     profile = "${profile}"
+    every_writeup = [f"replications/{w}" for w in pipeline.WRITEUPS]
     for writeup in pipeline.WRITEUPS:
-        results = pipeline.results_dir(profile, writeup)
         stages[writeup] = {
             "cmd": f"{SNAKEMAKE} -- {pipeline.PREFIX[writeup]}_all",
             "params": ["profile"],
-            "deps": CODE_DEPS + [f"replications/{writeup}"]
-            + [pipeline.results_dir(profile, used) for used in pipeline.USES.get(writeup, ())],
-            "outs": [results],
+            "deps": CODE_DEPS + [f"replications/{w}" for w in [writeup, *_reads(writeup)]],
+            "outs": _outs(pipeline.results_dir(profile, writeup)),
         }
     scorecard = pipeline.SCORECARD_DIR.format(profile=profile)
     stages["scorecard"] = {
         "cmd": f"{SNAKEMAKE} -- scorecard",
         "params": ["profile"],
-        "deps": ["shared"]
-        + [pipeline.claims_path(w) for w in pipeline.WRITEUPS]
-        + [pipeline.metrics_path(profile, w) for w in pipeline.WRITEUPS],
-        "outs": [scorecard],
+        "deps": CODE_DEPS + every_writeup,
+        "outs": _outs(scorecard),
     }
     stages["figures"] = {
         "cmd": f"{SNAKEMAKE} -- figures/",
         "params": ["profile"],
-        "deps": [pipeline.results_dir(profile, w) for w in pipeline.WRITEUPS] + [scorecard],
-        "outs": ["figures"],
+        "deps": CODE_DEPS + every_writeup,
+        "outs": _outs("figures"),
     }
     metrics = [f"{scorecard}/scorecard.json"] + [
         pipeline.metrics_path(profile, w) for w in pipeline.WRITEUPS

@@ -39,6 +39,66 @@ def test_dvc_stages_name_the_snakemake_targets():
     assert built == plots
 
 
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_dvc_outputs_persist_and_stay_cached():
+    """DVC must not delete what Snakemake builds incrementally before it runs a stage (else
+    `dvc repro` / `dvc exp run` retrain everything), and the outputs stay in DVC's cache so
+    `dvc push` / `dvc pull` share them."""
+    for name, stage in _stages().items():
+        for out in stage["outs"]:
+            assert isinstance(out, dict) and len(out) == 1, (name, out)
+            (opts,) = out.values()
+            assert opts.get("persist") is True, name
+            assert opts.get("cache", True) is True, name
+
+
+def test_dvc_dependencies_are_tracked_files():
+    """Every dependency is in git, so it exists in a fresh clone and in `dvc exp run --dry`'s
+    temporary copy; no stage lists another stage's outputs (DVC fails a dry run on a dependency
+    an upstream stage has not built, treeverse/dvc#9818)."""
+    tracked = run(["git", "ls-files"], ROOT).stdout.splitlines()
+    outs = {next(iter(out)) for stage in _stages().values() for out in stage["outs"]}
+    for name, stage in _stages().items():
+        for dep in stage["deps"]:
+            assert not dep.startswith(("results/", "figures")), (name, dep)
+            assert not any(dep == o or dep.startswith(f"{o}/") for o in outs), (name, dep)
+            assert any(f == dep or f.startswith(f"{dep}/") for f in tracked), (name, dep)
+        for pinned in ("Snakefile", "shared", "env/requirements.lock", "env/corpus.lock",
+                       "env/corpus-downloads.txt", "profiles/default/config.yaml"):
+            assert pinned in stage["deps"], (name, pinned)
+
+
+def test_dvc_stages_depend_on_the_write_ups_they_read():
+    stages = _stages()
+    for w in pipeline.WRITEUPS:
+        assert f"replications/{w}" in stages[w]["deps"]
+        for used in pipeline.USES.get(w, ()):
+            assert f"replications/{used}" in stages[w]["deps"], (w, used)
+        for later in ("scorecard", "figures"):
+            assert f"replications/{w}" in stages[later]["deps"], (later, w)
+    assert "replications/fact_finding" in stages["local_processing"]["deps"]
+
+
+def test_dvcignore_covers_caches_and_nothing_declared():
+    """Caches written next to the code (Python's, the linters', the tests', Snakemake's) would
+    change the hash of a dependency folder and mark every stage changed."""
+    from fnmatch import fnmatch
+
+    patterns = [line.strip() for line in (ROOT / ".dvcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for cache in ("__pycache__/", ".mypy_cache/", ".ruff_cache/", ".pytest_cache/",
+                  ".snakemake/"):
+        assert cache in patterns, cache
+    declared = [d for s in _stages().values() for d in s["deps"]] + [
+        next(iter(o)) for s in _stages().values() for o in s["outs"]]
+    for path in declared:
+        for part in Path(path).parts:
+            assert not any(fnmatch(part, p.rstrip("/")) for p in patterns), (path, part)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
