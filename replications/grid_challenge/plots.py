@@ -206,7 +206,7 @@ def qk_positional_figure(s: dict, hs: dict, t: Tensors) -> plt.Figure:
     ax.legend(fontsize=7)
     pos = t["qk_pos"].numpy()  # [head, q, k]
     row = pos[:, 2, :]  # the last position's scores over keys
-    im = bx.imshow(row, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -max(abs(row).max(), 1e-6),
+    im = bx.imshow(row, cmap="RdBu_r", aspect="auto", norm=TwoSlopeNorm(0.0, -max(abs(row).max(), 1e-6),
                                                          max(abs(row).max(), 1e-6)))
     bx.set_xticks([0, 1, 2])
     bx.set_xticklabels(["X pos", "Y pos", "Z pos"])
