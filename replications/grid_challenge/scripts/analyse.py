@@ -1,0 +1,41 @@
+"""Analyse the trained model as the solution does: labels and errors, neuron families, probes,
+attention ablation, the positional QK circuit, extended embeddings.
+
+    python -m replications.grid_challenge.scripts.analyse --profile P --model MODEL.safetensors
+        --out ANALYSIS.json --tensors TENSORS.safetensors [--threads N]
+
+Writes the summary that `grid_metrics` puts under `analysis` in metrics.json and the tensors
+the figures draw.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replications.grid_challenge import analysis, train
+from replications.grid_challenge.scripts._common import setup
+from shared.cli import run, script_parser, user_errors
+from shared.io import save_tensors, write_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = script_parser(__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tensors", type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args.profile, args.threads)
+    with user_errors():
+        model = train.load_model(args.model)
+    summary, tensors = analysis.analyse(model, cfg)
+    write_json(args.out, summary)
+    save_tensors(args.tensors, tensors)
+    lab, neu = summary["labels"], summary["neurons"]
+    print(f"[analyse] held-out accuracy {lab['accuracy_test']:.4f}; error rate near curved "
+          f"boundaries {lab['error_rate_near_curved']} vs elsewhere {lab['error_rate_elsewhere']}; "
+          f"four neurons agree {neu['agreement_four']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,37 @@
+"""The post's validation: build the transformer with hand-set weights and compare it with the
+labelling function on every input.
+
+    python -m replications.grid_challenge.scripts.handset --profile P --out HANDSET.json
+        --tensors TENSORS.safetensors [--threads N]
+
+Writes the summary that `grid_metrics` puts under `handset` in metrics.json and the tensors
+its figure draws. Needs no training (the same at every profile).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replications.grid_challenge import handset
+from replications.grid_challenge.scripts._common import setup
+from shared.cli import run, script_parser
+from shared.io import save_tensors, write_json
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = script_parser(__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tensors", type=Path, required=True)
+    args = p.parse_args(argv)
+    setup(args.profile, args.threads)
+    model, neurons = handset.build()
+    summary, tensors = handset.evaluate(model, neurons)
+    write_json(args.out, summary)
+    save_tensors(args.tensors, {k: v.contiguous() for k, v in tensors.items()})
+    print(f"[handset] {summary['n_neurons']} neurons; agreement with the labelling function "
+          f"{summary['agreement']:.4f} ({summary['n_disagree']} cells differ)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)
