@@ -31,7 +31,8 @@ def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedPr
 
 
 def copy_checkout(dest: Path) -> Path:
-    """Copy the files git knows about (tracked and untracked-not-ignored) into `dest`."""
+    """Copy the files git knows about (tracked and untracked-not-ignored) and the corpus data
+    env/bootstrap.sh downloads into `dest`: a fresh clone after bootstrap."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -41,6 +42,10 @@ def copy_checkout(dest: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    # What env/bootstrap.sh downloads into a fresh clone (git-ignored, sha256-checked on use).
+    downloads = ROOT / "env" / "downloads"
+    if downloads.is_dir():
+        shutil.copytree(downloads, dest / "env" / "downloads", dirs_exist_ok=True)
     return dest
 
 
