@@ -190,9 +190,10 @@ def _is_seed_key(key: Any) -> bool:
     return isinstance(key, str) and (key == "seed" or key.endswith("_seed"))
 
 
-def shift_seeds(data: Any, offset: int) -> Any:
+def shift_seeds(data: Any, offset: int, fixed_sections: tuple[str, ...] = ()) -> Any:
     """`data` with `offset` added to every integer under a `seed` / `*_seed` key, at any depth,
-    except under the top-level sections in `UNSEEDED_SECTIONS`."""
+    except under the top-level sections in `UNSEEDED_SECTIONS` and `fixed_sections` (a
+    write-up's generators of the stand-in's training text)."""
 
     def walk(node: Any) -> Any:
         if isinstance(node, Mapping):
@@ -204,12 +205,15 @@ def shift_seeds(data: Any, offset: int) -> Any:
 
     if not offset or not isinstance(data, Mapping):
         return data
-    return {k: (v if k in UNSEEDED_SECTIONS else walk({k: v})[k]) for k, v in data.items()}
+    keep = set(UNSEEDED_SECTIONS) | set(fixed_sections)
+    return {k: (v if k in keep else walk({k: v})[k]) for k, v in data.items()}
 
 
-def load_profile(cls: type[T], config_dir: Path, profile: str) -> T:
+def load_profile(
+    cls: type[T], config_dir: Path, profile: str, fixed_sections: tuple[str, ...] = ()
+) -> T:
     """Load `config_dir/default.yaml`, merge the base profile's overrides, shift the seeds of a
-    seed variant, validate into `cls`."""
+    seed variant (not in `fixed_sections`), validate into `cls`."""
     base = base_profile(profile)
     base_path = config_dir / "default.yaml"
     data = read_yaml(base_path)
@@ -218,7 +222,7 @@ def load_profile(cls: type[T], config_dir: Path, profile: str) -> T:
         override_path = config_dir / f"{base}.yaml"
         data = deep_merge(data, read_yaml(override_path), str(override_path))
         where = str(override_path)
-    return build(cls, shift_seeds(data, seed_offset(profile)), where)
+    return build(cls, shift_seeds(data, seed_offset(profile), fixed_sections), where)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

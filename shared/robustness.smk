@@ -25,8 +25,10 @@ if PROFILE == BASE_PROFILE:
             k="[1-9][0-9]*",
         log:
             f"{LOGS}/robustness/seed{{k}}.log",
-        # Every core: the nested run schedules its own jobs, so nothing else runs beside it.
-        threads: workflow.cores
+        # Every core (Snakemake scales a larger claim down to --cores): the nested run schedules
+        # its own jobs, so nothing else runs beside it. Not `workflow.cores`, which --report and
+        # other core-less invocations cannot evaluate.
+        threads: 1024
         conda:
             ENV
         shell:
@@ -49,7 +51,8 @@ if PROFILE == BASE_PROFILE:
                 + " ".join(pipeline.metrics_path(s, w) for s in ROBUST_SEEDS)
                 for w in pipeline.WRITEUPS
             ),
-            cores=workflow.cores,
+            # A function: evaluated for the job only (--report has no core count).
+            cores=lambda wildcards: workflow.cores,
         log:
             f"{LOGS}/robustness/table.log",
         conda:
