@@ -305,7 +305,9 @@ class LookupResult:
     excess: ExcessResult
     excess_label: Int[Tensor, " p"]
     answers: tuple[str, ...]
-    selective: Selective
+    selective: Selective | None  # None: the known people hold one class only
+    n_by_answer: dict[str, int]  # known people per value of the attribute
+    target: str  # the value the selective neuron is sought for
     norms_known: Float[Tensor, "k n_all_layers"]
     norms_unknown: Float[Tensor, "u n_all_layers"]
     linearity: dict[str, Float[Tensor, "n n_layers"]]  # series -> ratios per pair and layer
@@ -328,6 +330,30 @@ def target_directions(
         W_OV = (model.W_V[circ.head] @ model.W_O[circ.head]).detach().float().cpu()
         raw, rel = W_OV @ raw, W_OV @ rel
     return raw, rel
+
+
+# Every number selective_neuron reports, NaN when it cannot be measured.
+SELECTIVE_NUMBERS = (
+    "layer", "neuron", "auc", "second_best_auc", "auc_pre_gelu", "auc_w_in_orthogonal",
+    "auc_orthogonal_remainder", "orthogonal_span", "cos_in_out", "cos_in_sport",
+    "cos_in_sport_relative", "loss_clean", "loss_mean_ablated", "loss_zero_ablated",
+    "mean_ablation_loss_ratio", "median_auc_lookup_neurons", "null_max_auc", "auc_over_null_max",
+)
+
+
+def unmeasured_selective(known: FactPrompts, settings: NeuronSettings, circ: Lookup) -> dict | None:
+    """The selective-neuron metrics with every number NaN and the reason, when the known people
+    are all of the target sport or none of it (a weak stand-in may know only the majority sport,
+    and an AUC needs both classes); None when the neuron can be measured."""
+    target = known.answers.index(settings.target_value)
+    n_target, n = int((known.labels == target).sum()), len(known.labels)
+    if 0 < n_target < n:
+        return None
+    return {**dict.fromkeys(SELECTIVE_NUMBERS, math.nan), "name": "none",
+            "target": settings.target_value, "direction": circ.direction_kind(settings),
+            "n_people": n, "n_target": n_target,
+            "unmeasured": f"{n_target} of the {n} known people play {settings.target_value}: "
+                          "a selectivity needs both classes"}
 
 
 def selective_neuron(
@@ -430,7 +456,9 @@ def run_lookup(
                          other_labels(grid.known_label, len(known.answer_ids),
                                       torch.Generator().manual_seed(settings.seed + 1)), direct)
 
-    sel = selective_neuron(model, known, run_k, settings, circ, batch_size)
+    unmeasured = unmeasured_selective(known, settings, circ)
+    sel = (None if unmeasured is not None
+           else selective_neuron(model, known, run_k, settings, circ, batch_size))
 
     norms = stack(run_g, "mlp_out", all_layers).norm(dim=-1)  # [grid, all layers]
     known_rows = grid.row(grid.known_first, grid.known_last)
@@ -473,7 +501,7 @@ def run_lookup(
             "head": f"L{circ.head[0]}H{circ.head[1]}",
             "direct_layers": [l for l, d in zip(layers, circ.direct.tolist()) if d],
         },
-        "selective_neuron": sel.metrics,
+        "selective_neuron": sel.metrics if sel is not None else unmeasured,
         "norms": {
             "known_mean": layer_dict(nk.mean(0).tolist(), all_layers),
             "unknown_mean": layer_dict(nu.mean(0).tolist(), all_layers),
@@ -487,6 +515,8 @@ def run_lookup(
                       "n_pairs": len(pairs.a), "n_candidate_pairs": pairs.n_candidates,
                       "n_control_pairs": len(control.a)},
     }
-    result = LookupResult(excess, grid.known_label, known.answers, sel, nk, nu, series,
-                          tuple(layers), circ.where, circ.direction_kind(settings))
+    n_by_answer = {a: int((known.labels == i).sum()) for i, a in enumerate(known.answers)}
+    result = LookupResult(excess, grid.known_label, known.answers, sel, n_by_answer,
+                          settings.target_value, nk, nu,
+                          series, tuple(layers), circ.where, circ.direction_kind(settings))
     return result, metrics

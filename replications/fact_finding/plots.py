@@ -364,6 +364,9 @@ def plot_selective(result: LookupResult, png: Path, provenance: Provenance) -> N
     """The most target-selective lookup neuron: activations, AUCs, ablated losses, cosines."""
     apply_style()
     sel = result.selective
+    if sel is None:
+        _plot_unmeasured_selective(result, png, provenance)
+        return
     m = sel.metrics
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), width_ratios=[1.3, 1, 0.8, 1])
     acts = sel.acts.numpy()
@@ -411,6 +414,20 @@ def plot_selective(result: LookupResult, png: Path, provenance: Provenance) -> N
     axes[3].legend(fontsize=6)
     fig.suptitle(f"The most {m['target']}-selective lookup neuron, read {result.where}",
                  fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, png, provenance)
+
+
+def _plot_unmeasured_selective(result: LookupResult, png: Path, provenance: Provenance) -> None:
+    """Why there is no selective neuron: the known people per sport, one class empty or whole."""
+    names, counts = list(result.n_by_answer), list(result.n_by_answer.values())
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(range(len(names)), counts, color=PALETTE[1])
+    ax.set_xticks(range(len(names)), names, fontsize=7)
+    ax.set_ylabel("known people")
+    n, t = sum(counts), result.target
+    ax.set_title(f"No {t}-selective neuron measured: {result.n_by_answer[t]} of the {n}\n"
+                 f"known people play {t}, and an ROC AUC needs both classes", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png, provenance)
 

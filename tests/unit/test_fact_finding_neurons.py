@@ -2,6 +2,7 @@
 share of it, ROC AUC, orthogonal remainders, the name grid and the parallelogram test."""
 
 import dataclasses
+import math
 import types
 
 import pytest
@@ -253,3 +254,22 @@ def test_null_max_auc_reuses_ranks():
     null = NL.null_max_auc(r, positive, 4, torch.Generator().manual_seed(0))
     # the best of 200 noise columns is well above 0.5 (about 0.5 + 2.7 sd, sd ~ 0.076)
     assert null.shape == (4,) and (null > 0.6).all() and (null < 0.85).all()
+
+
+def test_selective_neuron_unmeasured_only_when_one_class_is_empty():
+    # A weak stand-in may know only people of other sports (smoke, seed 1): the selective
+    # neuron is then reported as NaN with the reason, not a crash.
+    settings = config.load("default").neurons
+    circ = types.SimpleNamespace(direction_kind=lambda s: "unembed")
+    answers = ("baseball", "basketball", "football")
+
+    def known(labels: list[int]) -> types.SimpleNamespace:
+        return types.SimpleNamespace(answers=answers, labels=torch.tensor(labels))
+
+    assert NL.unmeasured_selective(known([0, 1, 2, 1]), settings, circ) is None
+    for labels, n_target in (([1, 2, 2, 1], 0), ([0, 0, 0], 3)):
+        m = NL.unmeasured_selective(known(labels), settings, circ)
+        assert m is not None and m["n_target"] == n_target and m["n_people"] == len(labels)
+        assert set(NL.SELECTIVE_NUMBERS) <= set(m)
+        assert all(math.isnan(m[k]) for k in NL.SELECTIVE_NUMBERS)
+        assert f"{n_target} of the {len(labels)} known people play baseball" in m["unmeasured"]

@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> None:
                                                    cfg.model.batch_size)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     ex, sel = result.excess, result.selective
+    selective = {} if sel is None else {
+        "selective_acts": sel.acts, "selective_positive": sel.positive.float(),
+        "auc_by_neuron": sel.auc_by_neuron}
     save_tensors(args.out_dir / "lookup.safetensors", {
         "excess_total": ex.total, "excess_gelu_part": ex.gelu_part,
-        "excess_label": result.excess_label, "selective_acts": sel.acts,
-        "selective_positive": sel.positive.float(), "auc_by_neuron": sel.auc_by_neuron,
+        "excess_label": result.excess_label, **selective,
         "norms_known": result.norms_known, "norms_unknown": result.norms_unknown,
         **{f"linearity_{k}": v for k, v in result.linearity.items()},
     })
@@ -54,11 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     plots.plot_norms(result, args.norms_figure, prov)
     plots.plot_linearity(result, args.linearity_figure, prov)
     s, lin = metrics["selective_neuron"], metrics["linearity"]
+    neuron = (f"selective neuron not measured ({s['unmeasured']})" if "unmeasured" in s else
+              f"{s['name']} AUC {s['auc']:.3f}, loss {s['loss_clean']:.3f} -> "
+              f"{s['loss_mean_ablated']:.3f} (mean) / {s['loss_zero_ablated']:.3f} (zero)")
     print(f"[neuron_lookup] {time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
-          f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {s['name']} AUC {s['auc']:.3f}, "
-          f"loss {s['loss_clean']:.3f} -> {s['loss_mean_ablated']:.3f} (mean) / "
-          f"{s['loss_zero_ablated']:.3f} (zero); linearity MLP {lin['mlp']['mean']:.2f} vs "
-          f"shuffled {lin['mlp_shuffled']['mean']:.2f}", file=sys.stderr)
+          f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {neuron}; linearity MLP "
+          f"{lin['mlp']['mean']:.2f} vs shuffled {lin['mlp_shuffled']['mean']:.2f}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
