@@ -28,6 +28,8 @@ rule caesar_train:
         mode="|".join(CAESAR_MODES),
     log:
         f"{CAESAR_LOG}/train_{{mode}}.log",
+    benchmark:
+        f"{CAESAR_LOG}/train_{{mode}}.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -50,9 +50,8 @@ HEADER = """\
 #            categories, settings echoed back; what they name moves the numbers pinned here);
 #            the scorecard's reproduced values (the metrics above) and its pass/fail counts
 #            (sums of the statuses). No metrics leaf is a timing, path, version or provenance
-#            (circuit timings went to Snakemake benchmark files; Caesar training times stay in
-#            its history files, not metrics.json), so `exclude` starts empty: the smoke metrics
-#            files are byte-identical run to run on one machine.
+#            (timings go to Snakemake benchmark files), so `exclude` starts empty: the smoke
+#            metrics files are byte-identical run to run on one machine.
 # tolerance: floats pass when |got - pinned| <= abs + rel * |pinned|; booleans, integers and
 #            statuses compare exactly. `overrides` maps a key or an fnmatch pattern
 #            (`<write-up>:<dotted key>`) to its own {abs, rel}, for quantities known to be noisy

@@ -1,7 +1,9 @@
 """Repository conventions: every test file carries its tier marker (so `-m unit|integration|e2e`
-selects it) and CI runs the linter, the type checker and the README's test command."""
+selects it), CI runs the linter, the type checker and the README's test command, and every figure
+caption is valid reStructuredText (Snakemake's --report renders them)."""
 
 import ast
+import io
 
 import pytest
 
@@ -66,3 +68,17 @@ def test_conda_env_pins_the_lock_inline():
     lock = {ln.strip() for ln in (ROOT / "env" / "requirements.lock").read_text().splitlines()
             if ln.strip() and not ln.startswith("#")}
     assert lock <= set(pip) and "torch==2.13.0" in pip
+
+
+def test_every_caption_is_valid_restructuredtext():
+    # An unescaped |x| is a substitution reference to docutils: --report printed errors for it.
+    from docutils.core import publish_doctree
+
+    captions = sorted(ROOT.glob("replications/*/captions/*.rst")) + sorted(
+        ROOT.glob("shared/captions/*.rst"))
+    assert len(captions) > 20
+    for path in captions:
+        warnings = io.StringIO()
+        publish_doctree(path.read_text(), source_path=str(path), settings_overrides={
+            "warning_stream": warnings, "report_level": 2, "halt_level": 5})
+        assert not warnings.getvalue(), warnings.getvalue()
