@@ -8,7 +8,6 @@ Usage (a Snakemake rule runs it):
 from __future__ import annotations
 
 import argparse
-import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,14 +15,11 @@ import matplotlib.pyplot as plt
 from shared.claims import (
     STATUSES,
     Row,
-    _fmt,
     counts,
     evaluate,
-    fmt_margin,
     load_claims,
     scorecard_json,
     scorecard_markdown,
-    status_text,
 )
 from shared.cli import fail, run
 from shared.config import check_profile, config_hash
@@ -36,35 +32,33 @@ assert set(STATUS_COLOURS) == set(STATUSES)
 
 
 def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
-    """A table figure: one row per claim, the status cell coloured."""
+    """One horizontal stacked bar per write-up: its claims by status, each segment labelled with
+    its count. The full table (every claim, published beside reproduced) is in scorecard.md."""
     apply_style()
-    header = ["write-up", "claim", "published", "reproduced", "check", "margin", "status"]
-    cells = [
-        [r.writeup, textwrap.shorten(f"{r.claim.id}: {r.claim.statement}", 72, placeholder="…"),
-         textwrap.shorten(r.claim.published, 24, placeholder="…"), _fmt(r.reproduced),
-         r.claim.check.describe(), fmt_margin(r.margin),
-         textwrap.shorten(status_text(r), 40, placeholder="…")]
-        for r in rows
-    ]
-    fig, ax = plt.subplots(figsize=(12, 0.9 + 0.28 * max(1, len(rows))))
-    ax.axis("off")
-    table = ax.table(cellText=cells or [["—"] * 7], colLabels=header, loc="upper left",
-                     cellLoc="left", colLoc="left",
-                     colWidths=[0.09, 0.37, 0.13, 0.07, 0.12, 0.07, 0.15])
-    table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
-    table.scale(1, 1.25)
-    for (row, col), cell in table.get_celld().items():
-        cell.set_edgecolor("#bbbbbb")
-        if row == 0:
-            cell.set_text_props(weight="bold")
-            cell.set_facecolor("#f2f2f2")
-        elif col == 6 and rows:
-            cell.set_facecolor(STATUS_COLOURS[rows[row - 1].status])
+    writeups = list(dict.fromkeys(r.writeup for r in rows)) or ["—"]
+    per = {w: counts([r for r in rows if r.writeup == w]) for w in writeups}
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * len(writeups)))
+    y = range(len(writeups))
+    left = [0] * len(writeups)
+    for status in STATUSES:
+        widths = [per[w][status] for w in writeups]
+        bars = ax.barh(y, widths, left=left, color=STATUS_COLOURS[status], edgecolor="white",
+                       height=0.7, label=f"{status} ({sum(widths)})")
+        for bar, n in zip(bars, widths, strict=True):
+            if n:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2,
+                        str(n), ha="center", va="center", fontsize=8)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_yticks(list(y), writeups)
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.legend(ncol=len(STATUSES), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False,
+              fontsize=8, handlelength=1.2, columnspacing=1.0)
     n = counts(rows)
     ax.set_title(
         f"Scorecard ({profile} profile): {n['pass']} pass, {n['fail']} fail, "
-        f"{n['contradicts']} contradict, {n['missing']} missing, {n['n/a']} n/a", loc="left",
+        f"{n['contradicts']} contradict, {n['missing']} missing, {n['n/a']} n/a",
+        loc="left", pad=22,
     )
     return fig
 

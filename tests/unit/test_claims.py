@@ -3,6 +3,7 @@
 import pytest
 
 from shared.claims import (
+    STATUSES,
     Check,
     evaluate,
     load_claims,
@@ -175,4 +176,10 @@ def test_bad_contradictions(tmp_path):
 def test_scorecard_figure_with_every_status(tmp_path):
     rows = list(_contra(tmp_path, -0.2).values()) + list(_contra(tmp_path, 0.1).values())
     fig = plot_scorecard(rows, "default")
-    assert "1 contradict" in fig.axes[0].get_title(loc="left")
+    ax = fig.axes[0]
+    assert "1 contradict" in ax.get_title(loc="left")
+    # One bar per write-up; its segments add up to that write-up's claims, one segment per status.
+    assert [t.get_text() for t in ax.get_yticklabels()] == sorted({r.writeup for r in rows})
+    assert sum(p.get_width() for p in ax.patches) == len(rows)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [f"{s} ({sum(r.status == s for r in rows)})" for s in STATUSES]
