@@ -3,12 +3,14 @@
 # one figure:      snakemake --cores all figures/toy_models/tms_superposition.png
 # another scale:   snakemake --cores all figures/ --config profile=smoke|default|paper
 # another seed:    snakemake --cores all figures/ --config seed=1   (results/default-seed1/)
+# one value:       snakemake --cores all figures/ --config caesar_cipher="{train: {epochs: 2}}"
 # seed sweep:      snakemake --cores all robustness/ [--config robustness_seeds=3]
 # On a cluster: --profile profiles/slurm (rules declare threads, mem_mb, gpu; the profile runtime).
 
+import os
 from pathlib import Path
 
-from shared import pipeline
+from shared import config_access, pipeline
 from shared.config import ConfigError, base_profile
 from shared.numerics import pin_numerics_env
 
@@ -19,6 +21,9 @@ try:
     RUN = pipeline.run_config(config)
 except ConfigError as err:
     pipeline.fail(err)
+# Parse-time config loads and every job see the --config overrides of write-up configs; a rule
+# that declares its sections (config_params) narrows what its job may read.
+os.environ[config_access.ENV] = config_access.encode(None, RUN.overrides)
 # The profile every path and script sees: `<profile>-seed<K>` for --config seed=K > 0.
 PROFILE = RUN.profile
 # What rules branch on (a GPU at paper scale): the same for every seed of a profile.
@@ -60,6 +65,7 @@ rule scorecard:
     input:
         claims=[pipeline.claims_path(w) for w in pipeline.WRITEUPS],
         metrics=[pipeline.metrics_path(PROFILE, w) for w in pipeline.WRITEUPS],
+        code=code_inputs("shared.scorecard"),
     output:
         md=f"{SCORECARD}/scorecard.md",
         json=f"{SCORECARD}/scorecard.json",
@@ -72,6 +78,7 @@ rule scorecard:
             for w in pipeline.WRITEUPS
         ),
         profile=PROFILE,
+        code_sha=code_hash("shared.scorecard"),
     log:
         f"{LOGS}/scorecard.log",
     conda:
@@ -89,10 +96,12 @@ rule figures:
         png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
         pdf=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "pdf")],
         scorecard=rules.scorecard.output,
+        code=code_inputs("shared.collect"),
     output:
         directory("figures"),
     params:
         profile=PROFILE,
+        code_sha=code_hash("shared.collect"),
     log:
         f"{LOGS}/figures.log",
     conda:

@@ -4,7 +4,36 @@
 import json
 from types import SimpleNamespace
 
+from shared import code_deps, config_access
 from shared.config import to_dict
+
+
+def code_inputs(module):
+    """A rule's `code` input: the project's files that `module` (the script its shell runs)
+    imports, directly or not (shared.code_deps)."""
+    return code_deps.closure(module)
+
+
+def code_hash(module):
+    """A rule's `code_sha` param: the sha256 of the contents of `code_inputs(module)`. Editing
+    one of those files reruns the rule through the `params` trigger (the workflow profile
+    leaves out `mtime`, so that outputs DVC restores are not recomputed)."""
+    return code_deps.digest(module)
+
+
+def config_params(*sections):
+    """A rule's params for a job that reads these config sections ("writeup.section"):
+    `config`, their values as the Snakefile loaded them (an edit, in the YAML or by --config,
+    reruns the rule), and `mi_config`, the declaration its shell passes as MI_CONFIG (the job
+    cannot read other sections: shared.config_access)."""
+    values = {}
+    for key in sections:
+        writeup, _, section = key.partition(".")
+        if writeup not in pipeline.LOADED or not hasattr(pipeline.LOADED[writeup], section):
+            pipeline.fail(ValueError(f"config_params: no config section '{key}'"))
+        values[key] = to_dict(getattr(pipeline.LOADED[writeup], section))
+    return {"config": json.dumps(values, sort_keys=True),
+            "mi_config": config_access.encode(sorted(sections), RUN.overrides)}
 
 
 def figure_output(writeup, name):

@@ -212,8 +212,12 @@ def shift_seeds(data: Any, offset: int, fixed_sections: tuple[str, ...] = ()) ->
 def load_profile(
     cls: type[T], config_dir: Path, profile: str, fixed_sections: tuple[str, ...] = ()
 ) -> T:
-    """Load `config_dir/default.yaml`, merge the base profile's overrides, shift the seeds of a
-    seed variant (not in `fixed_sections`), validate into `cls`."""
+    """Load `config_dir/default.yaml`, merge the base profile's overrides and any `--config`
+    overrides of this write-up (shared.config_access), shift the seeds of a seed variant (not in
+    `fixed_sections`), validate into `cls`; sections the job's rule does not declare are
+    unreadable."""
+    from shared import config_access  # it reads ConfigError from here
+
     base = base_profile(profile)
     base_path = config_dir / "default.yaml"
     data = read_yaml(base_path)
@@ -222,7 +226,13 @@ def load_profile(
         override_path = config_dir / f"{base}.yaml"
         data = deep_merge(data, read_yaml(override_path), str(override_path))
         where = str(override_path)
-    return build(cls, shift_seeds(data, seed_offset(profile), fixed_sections), where)
+    writeup = config_dir.parent.name
+    job = config_access.current()
+    if writeup in job.overrides:
+        where = f"--config {writeup}"
+        data = deep_merge(data, job.overrides[writeup], where)
+    cfg = build(cls, shift_seeds(data, seed_offset(profile), fixed_sections), where)
+    return config_access.guard(cfg, writeup, job)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

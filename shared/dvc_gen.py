@@ -13,6 +13,9 @@ How the stages are declared, and why:
   stand-in models included) on every `dvc repro` / `dvc exp run`. They stay cached
   (`cache: true`, DVC's default) so that `dvc push` / `dvc pull` share them. (DVC's run cache
   skips stages with persistent outputs; Snakemake is what avoids recomputation here.)
+- Params are `profile` and each read write-up's config files, whole: `dvc exp run -S` can set
+  any config value, and `dvc params diff` shows it. (Snakemake decides which rules rerun: each
+  rule's declared config sections are its params.)
 - Dependencies are what is in git: the code and pins every job reads (CODE_DEPS), the stage's
   write-up folder and those of the write-ups it reads from. A stage never lists another stage's
   outputs. The results are a function of these files and `profile`, so the same changes mark
@@ -62,6 +65,14 @@ def _reads(writeup: str) -> list[str]:
     return [w for w in pipeline.WRITEUPS if w in seen]
 
 
+def _params(writeups: list[str]) -> list:
+    """`profile`, and every profile file of these write-ups' configs as a whole (so that
+    `dvc exp run -S replications/<w>/config/<profile>.yaml:<section>.<key>=<value>` works)."""
+    files = [str(p.relative_to(pipeline.ROOT)) for w in writeups
+             for p in sorted((pipeline.REPLICATIONS / w / "config").glob("*.yaml"))]
+    return ["profile", *({f: None} for f in files)]
+
+
 def _outs(path: str) -> list[dict]:
     return [{path: {"persist": True}}]
 
@@ -72,22 +83,23 @@ def build_dvc_yaml() -> dict:
     profile = "${profile}"
     every_writeup = [f"replications/{w}" for w in pipeline.WRITEUPS]
     for writeup in pipeline.WRITEUPS:
+        reads = [writeup, *_reads(writeup)]
         stages[writeup] = {
             "cmd": f"{SNAKEMAKE} -- {pipeline.PREFIX[writeup]}_all",
-            "params": ["profile"],
-            "deps": CODE_DEPS + [f"replications/{w}" for w in [writeup, *_reads(writeup)]],
+            "params": _params(reads),
+            "deps": CODE_DEPS + [f"replications/{w}" for w in reads],
             "outs": _outs(pipeline.results_dir(profile, writeup)),
         }
     scorecard = pipeline.SCORECARD_DIR.format(profile=profile)
     stages["scorecard"] = {
         "cmd": f"{SNAKEMAKE} -- scorecard",
-        "params": ["profile"],
+        "params": _params(list(pipeline.WRITEUPS)),
         "deps": CODE_DEPS + every_writeup,
         "outs": _outs(scorecard),
     }
     stages["figures"] = {
         "cmd": f"{SNAKEMAKE} -- figures/",
-        "params": ["profile"],
+        "params": _params(list(pipeline.WRITEUPS)),
         "deps": CODE_DEPS + every_writeup,
         "outs": _outs("figures"),
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import shlex
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -172,6 +174,13 @@ class RunConfig:
     profile: str  # the profile paths and scripts see: `<given>-seed<seed>` when seed > 0
     seed: int
     robustness_seeds: int  # seeds of the robustness/ target, 0..N-1
+    # `--config <write-up>="{section: {key: value}}"`: merged onto that write-up's config.
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def overrides_args(self) -> str:
+        """The overrides as `--config` arguments, for a nested Snakemake run."""
+        return " ".join(f"{w}={shlex.quote(json.dumps(v, sort_keys=True))}"
+                        for w, v in self.overrides.items())
 
 
 def _count(config: dict[str, Any], key: str, least: int) -> int:
@@ -185,22 +194,35 @@ def run_config(config: dict[str, Any]) -> RunConfig:
     """Validate Snakemake's `config` (defaults filled in, in place); one-line ConfigError."""
     for key, value in CONFIG_DEFAULTS.items():
         config.setdefault(key, value)
-    unknown = sorted(set(config) - set(CONFIG_DEFAULTS))
+    unknown = sorted(set(config) - set(CONFIG_DEFAULTS) - set(WRITEUPS))
     if unknown:
-        raise ConfigError(f"unknown --config key '{unknown[0]}' "
-                          f"(known: {', '.join(sorted(CONFIG_DEFAULTS))})")
+        raise ConfigError(f"unknown --config key '{unknown[0]}' (known: "
+                          f"{', '.join(sorted(CONFIG_DEFAULTS))}, or a write-up's name)")
+    overrides: dict[str, dict[str, Any]] = {}
+    for w in WRITEUPS:
+        if w in config:
+            if not isinstance(config[w], dict) or not config[w]:
+                raise ConfigError(f"--config {w}={config[w]!r}: expected a mapping of config "
+                                  f"sections, e.g. {w}=\"{{train: {{seed: 1}}}}\"")
+            overrides[w] = config[w]
     given = check_profile(config["profile"])
     seed = _count(config, "seed", 0)
     if seed and given != base_profile(given):
         # Adding a seed to a seed variant is ambiguous (offset or absolute?): refuse it.
         raise ConfigError(f"--config seed={seed} with the seed variant profile={given}: give one")
     return RunConfig(f"{given}-seed{seed}" if seed else given, seed,
-                     _count(config, "robustness_seeds", 1))
+                     _count(config, "robustness_seeds", 1), overrides)
+
+
+# Write-up -> its config as the Snakefile loaded it (what rules' `config_params` read).
+LOADED: dict[str, Any] = {}
 
 
 def load_writeup_config(module: Any, profile: str) -> Any:
     """Validate a write-up's configuration at parse time, before any job runs."""
     try:
-        return module.load(profile)
+        cfg = module.load(profile)
     except ConfigError as err:
         fail(err)
+    LOADED[module.__name__.split(".")[1]] = cfg
+    return cfg

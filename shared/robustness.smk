@@ -21,6 +21,7 @@ if PROFILE == BASE_PROFILE:
             metrics=[pipeline.metrics_path(f"{PROFILE}-seed{{k}}", w) for w in pipeline.WRITEUPS],
         params:
             profile=PROFILE,
+            overrides=RUN.overrides_args(),
         wildcard_constraints:
             k="[1-9][0-9]*",
         log:
@@ -33,7 +34,7 @@ if PROFILE == BASE_PROFILE:
             ENV
         shell:
             "snakemake --nolock --cores {threads} {output.scorecard} {output.metrics} "
-            "--config profile={params.profile} seed={wildcards.k} > {log} 2>&1"
+            "--config profile={params.profile} seed={wildcards.k} {params.overrides} > {log} 2>&1"
 
     rule robustness_table:
         """Every claim of every write-up on every seed: value, margin, k/N, reproduced or not."""

@@ -18,6 +18,7 @@ rule zoo_corpus:
     """Model zoo, step 1: the local prose + code corpus (plus the owner's extra documents)."""
     input:
         extra_docs=lambda wildcards: _zoo_entry(wildcards)["extra_docs"],
+        code=code_inputs("shared.scripts.build_corpus"),
     output:
         train=f"{ZOO_R}/corpus/train.txt",
         val=f"{ZOO_R}/corpus/val.txt",
@@ -27,6 +28,7 @@ rule zoo_corpus:
         config=_zoo_config("corpus"),
         extra=lambda wildcards, input: " ".join(f"--extra-docs {p}" for p in input.extra_docs),
         out_dir=lambda wildcards, output: str(Path(output.manifest).parent),
+        code_sha=code_hash("shared.scripts.build_corpus"),
     wildcard_constraints:
         owner=ZOO_OWNERS,
     log:
@@ -47,6 +49,7 @@ rule zoo_tokenizer:
     input:
         train=rules.zoo_corpus.output.train,
         val=rules.zoo_corpus.output.val,
+        code=code_inputs("shared.scripts.train_tokenizer"),
     output:
         tokenizer=f"{ZOO_R}/tokenizer/tokenizer.json",
         tokens=f"{ZOO_R}/tokenizer/tokens.safetensors",
@@ -56,6 +59,7 @@ rule zoo_tokenizer:
         config=_zoo_config("tokenizer"),
         corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
         out_dir=lambda wildcards, output: str(Path(output.tokens).parent),
+        code_sha=code_hash("shared.scripts.train_tokenizer"),
     wildcard_constraints:
         owner=ZOO_OWNERS,
     log:
@@ -76,6 +80,7 @@ rule zoo_lm:
     input:
         tokens=rules.zoo_tokenizer.output.tokens,
         tokenizer=rules.zoo_tokenizer.output.tokenizer,
+        code=code_inputs("shared.scripts.train_lm"),
     output:
         model=f"{ZOO_R}/lm/model.safetensors",
         config=f"{ZOO_R}/lm/lm_config.json",
@@ -88,6 +93,7 @@ rule zoo_lm:
         ckpt=f"results/{PROFILE}/checkpoints/{{owner}}",
         tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
         out_dir=lambda wildcards, output: str(Path(output.model).parent),
+        code_sha=code_hash("shared.scripts.train_lm"),
     wildcard_constraints:
         owner=ZOO_OWNERS,
     log:

@@ -18,12 +18,16 @@ CAESAR_GPU = 1 if BASE_PROFILE == "paper" else 0
 
 rule caesar_train:
     """Steps 1-2: one mode's data from the pinned text, and the post's model trained on it."""
+    input:
+        code=code_inputs("replications.caesar_cipher.scripts.train"),
     output:
         model=f"{CAESAR_R}/models/{{mode}}.safetensors",
         history=f"{CAESAR_R}/models/{{mode}}_history.json",
     params:
         profile=PROFILE,
         ckpt=CAESAR_CKPT,
+        code_sha=code_hash("replications.caesar_cipher.scripts.train"),
+        **config_params("caesar_cipher.data", "caesar_cipher.model", "caesar_cipher.train"),
     wildcard_constraints:
         mode="|".join(CAESAR_MODES),
     log:
@@ -37,6 +41,7 @@ rule caesar_train:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.caesar_cipher.scripts.train --profile {params.profile} "
         "--mode {wildcards.mode} --threads {threads} --checkpoint-dir {params.ckpt} "
         "--out {output.model} --history {output.history} 2>&1 | tee {log}"
@@ -46,11 +51,14 @@ rule caesar_analyse:
     """Step 3: accuracy by position for every mode; the solution's circuit analyses."""
     input:
         models=expand(f"{CAESAR_R}/models/{{mode}}.safetensors", mode=CAESAR_MODES),
+        code=code_inputs("replications.caesar_cipher.scripts.analyse"),
     output:
         summary=f"{CAESAR_R}/analysis/analysis.json",
         tensors=f"{CAESAR_R}/analysis/tensors.safetensors",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.caesar_cipher.scripts.analyse"),
+        **config_params("caesar_cipher.analysis", "caesar_cipher.data", "caesar_cipher.model"),
     log:
         f"{CAESAR_LOG}/analyse.log",
     threads: 1
@@ -59,6 +67,7 @@ rule caesar_analyse:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.caesar_cipher.scripts.analyse --profile {params.profile} "
         "--threads {threads} --models {input.models} --out {output.summary} "
         "--tensors {output.tensors} 2>&1 | tee {log}"
@@ -69,6 +78,7 @@ rule caesar_figures:
     input:
         summary=rules.caesar_analyse.output.summary,
         tensors=rules.caesar_analyse.output.tensors,
+        code=code_inputs("replications.caesar_cipher.scripts.make_figures"),
     output:
         **{name: figure_output("caesar_cipher", name)
            for name in pipeline.figures("caesar_cipher")},
@@ -77,6 +87,11 @@ rule caesar_figures:
     params:
         profile=PROFILE,
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        code_sha=code_hash("replications.caesar_cipher.scripts.make_figures"),
+        **config_params(
+            "caesar_cipher.analysis", "caesar_cipher.data", "caesar_cipher.model",
+            "caesar_cipher.train",
+        ),
     log:
         f"{CAESAR_LOG}/figures.log",
     threads: 1
@@ -85,6 +100,7 @@ rule caesar_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.caesar_cipher.scripts.make_figures --profile {params.profile} "
         "--analysis {input.summary} --tensors {input.tensors} "
         "--figure-dir {params.figure_dir} 2>&1 | tee {log}"
@@ -94,8 +110,11 @@ rule caesar_metrics:
     """Step 5: every number the claims file checks, in one metrics.json."""
     input:
         analysis=rules.caesar_analyse.output.summary,
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "caesar_cipher"),
+    params:
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{CAESAR_LOG}/metrics.log",
     threads: 1

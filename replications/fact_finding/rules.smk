@@ -40,11 +40,15 @@ if FF_STAND_IN:
 
     rule ff_world:
         """Step 1a (stand-in only): the synthetic world and its fact documents."""
+        input:
+            code=code_inputs("replications.fact_finding.scripts.make_world"),
         output:
             world=FF_WORLD,
             docs=FF_WORLD_DOCS,
         params:
             profile=PROFILE,
+            code_sha=code_hash("replications.fact_finding.scripts.make_world"),
+            **config_params("fact_finding.world"),
         log:
             f"{FF_LOG}/world.log",
         threads: 1
@@ -53,6 +57,7 @@ if FF_STAND_IN:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.fact_finding.scripts.make_world --profile {params.profile} "
             "--world {output.world} --docs {output.docs} 2>&1 | tee {log}"
 
@@ -62,6 +67,7 @@ rule ff_facts:
     input:
         source=FF_FACT_SOURCE,
         model=FF_MODEL_INPUT,
+        code=code_inputs("replications.fact_finding.scripts.known_facts"),
     output:
         facts=FF_FACTS,
         recall=figure_output("fact_finding", "recall"),
@@ -70,6 +76,12 @@ rule ff_facts:
         profile=PROFILE,
         model=model_arg(FF.model.name),
         world=lambda wildcards, input: (f"--world {input.source[0]}" if FF_STAND_IN else ""),
+        code_sha=code_hash("replications.fact_finding.scripts.known_facts"),
+        **config_params(
+            "fact_finding.circuit", "fact_finding.corpus", "fact_finding.lm",
+            "fact_finding.memorisation", "fact_finding.model", "fact_finding.neurons",
+            "fact_finding.paper_data", "fact_finding.tokenizer", "fact_finding.world",
+        ),
     log:
         f"{FF_LOG}/facts.log",
     threads: 1
@@ -79,6 +91,7 @@ rule ff_facts:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.fact_finding.scripts.known_facts --profile {params.profile} "
         "--model {params.model} {params.world} --out {output.facts} "
         "--figure {output.recall} "
@@ -98,8 +111,11 @@ rule ff_metrics:
         neuron_facts=f"{FF_R}/neurons/facts/metrics.json",
         neuron_lookup=f"{FF_R}/neurons/lookup/metrics.json",
         memorisation=f"{FF_R}/memorisation/metrics.json",
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "fact_finding"),
+    params:
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{FF_LOG}/metrics.log",
     threads: 1

@@ -18,12 +18,16 @@ GRID_GPU = 1 if PROFILE == "paper" else 0
 
 rule grid_train:
     """Steps 1-2: the grid's labels and split; the challenge's model trained full-batch."""
+    input:
+        code=code_inputs("replications.grid_challenge.scripts.train"),
     output:
         model=f"{GRID_R}/model/model.safetensors",
         history=f"{GRID_R}/model/history.json",
     params:
         profile=PROFILE,
         ckpt=GRID_CKPT,
+        code_sha=code_hash("replications.grid_challenge.scripts.train"),
+        **config_params("grid_challenge.data", "grid_challenge.model", "grid_challenge.train"),
     log:
         f"{GRID_LOG}/train.log",
     benchmark:
@@ -35,6 +39,7 @@ rule grid_train:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.grid_challenge.scripts.train --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --out {output.model} "
         "--history {output.history} 2>&1 | tee {log}"
@@ -42,11 +47,15 @@ rule grid_train:
 
 rule grid_handset:
     """Step 3: the post's validation, a transformer with hand-set weights (no training)."""
+    input:
+        code=code_inputs("replications.grid_challenge.scripts.handset"),
     output:
         summary=f"{GRID_R}/handset/handset.json",
         tensors=f"{GRID_R}/handset/tensors.safetensors",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.grid_challenge.scripts.handset"),
+        **config_params("grid_challenge.model"),
     log:
         f"{GRID_LOG}/handset.log",
     benchmark:
@@ -57,6 +66,7 @@ rule grid_handset:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.grid_challenge.scripts.handset --profile {params.profile} "
         "--threads {threads} --out {output.summary} --tensors {output.tensors} 2>&1 | tee {log}"
 
@@ -65,11 +75,14 @@ rule grid_analyse:
     """Step 4: the solution's analyses of the trained model."""
     input:
         model=rules.grid_train.output.model,
+        code=code_inputs("replications.grid_challenge.scripts.analyse"),
     output:
         summary=f"{GRID_R}/analysis/analysis.json",
         tensors=f"{GRID_R}/analysis/tensors.safetensors",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.grid_challenge.scripts.analyse"),
+        **config_params("grid_challenge.analysis", "grid_challenge.data", "grid_challenge.model"),
     log:
         f"{GRID_LOG}/analyse.log",
     benchmark:
@@ -80,6 +93,7 @@ rule grid_analyse:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.grid_challenge.scripts.analyse --profile {params.profile} "
         "--threads {threads} --model {input.model} --out {output.summary} "
         "--tensors {output.tensors} 2>&1 | tee {log}"
@@ -92,6 +106,7 @@ rule grid_figures:
         tensors=rules.grid_analyse.output.tensors,
         handset=rules.grid_handset.output.summary,
         handset_tensors=rules.grid_handset.output.tensors,
+        code=code_inputs("replications.grid_challenge.scripts.make_figures"),
     output:
         **{name: figure_output("grid_challenge", name)
            for name in pipeline.figures("grid_challenge")},
@@ -100,6 +115,11 @@ rule grid_figures:
     params:
         profile=PROFILE,
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        code_sha=code_hash("replications.grid_challenge.scripts.make_figures"),
+        **config_params(
+            "grid_challenge.analysis", "grid_challenge.data", "grid_challenge.model",
+            "grid_challenge.train",
+        ),
     log:
         f"{GRID_LOG}/figures.log",
     benchmark:
@@ -110,6 +130,7 @@ rule grid_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.grid_challenge.scripts.make_figures --profile {params.profile} "
         "--analysis {input.summary} --tensors {input.tensors} --handset {input.handset} "
         "--handset-tensors {input.handset_tensors} --figure-dir {params.figure_dir} "
@@ -121,8 +142,11 @@ rule grid_metrics:
     input:
         analysis=rules.grid_analyse.output.summary,
         handset=rules.grid_handset.output.summary,
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "grid_challenge"),
+    params:
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{GRID_LOG}/metrics.log",
     threads: 1

@@ -31,6 +31,7 @@ rule local_harvest:
     input:
         model=LOCAL_LM.inputs,
         tokens=LOCAL_TOKENS,
+        code=code_inputs("replications.local_processing.scripts.harvest"),
     output:
         tensors=f"{LOCAL_HARVEST}/harvest.safetensors",
         info=f"{LOCAL_HARVEST}/harvest.json",
@@ -40,6 +41,10 @@ rule local_harvest:
         model=model_arg(LOCAL_LM.spec),
         tokens=lambda wildcards, input: f"--tokens {input.tokens}" if input.tokens else "",
         out_dir=lambda wildcards, output: str(Path(output.tensors).parent),
+        code_sha=code_hash("replications.local_processing.scripts.harvest"),
+        **config_params(
+            "local_processing.categories", "local_processing.data", "local_processing.harvest",
+        ),
     log:
         f"{LOCAL_LOG}/harvest.log",
     threads: 1
@@ -49,6 +54,7 @@ rule local_harvest:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.local_processing.scripts.harvest --profile {params.profile} "
         "--model {params.model} {params.tokens} --out-dir {params.out_dir} "
         "--threads {threads} 2>&1 | tee {log}"
@@ -58,11 +64,17 @@ rule local_analyse:
     """Step 4: medians and quartiles per context and layer, trend, tail, token categories."""
     input:
         harvest=rules.local_harvest.output,
+        code=code_inputs("replications.local_processing.scripts.analyse"),
     output:
         f"{LOCAL_R}/analysis/analysis.json",
     params:
         profile=PROFILE,
         harvest=lambda wildcards, input: str(Path(input.harvest[0]).parent),
+        code_sha=code_hash("replications.local_processing.scripts.analyse"),
+        **config_params(
+            "local_processing.analysis", "local_processing.categories", "local_processing.data",
+            "local_processing.figures",
+        ),
     log:
         f"{LOCAL_LOG}/analyse.log",
     threads: 1
@@ -71,6 +83,7 @@ rule local_analyse:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.local_processing.scripts.analyse --profile {params.profile} "
         "--harvest {params.harvest} --out {output} --threads {threads} 2>&1 | tee {log}"
 
@@ -80,6 +93,7 @@ rule local_figures:
     input:
         harvest=rules.local_harvest.output,
         analysis=rules.local_analyse.output,
+        code=code_inputs("replications.local_processing.scripts.make_figures"),
     output:
         **{name: figure_output("local_processing", name)
            for name in pipeline.figures("local_processing")},
@@ -89,6 +103,11 @@ rule local_figures:
         profile=PROFILE,
         harvest=lambda wildcards, input: str(Path(input.harvest[0]).parent),
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        code_sha=code_hash("replications.local_processing.scripts.make_figures"),
+        **config_params(
+            "local_processing.analysis", "local_processing.categories", "local_processing.data",
+            "local_processing.figures", "local_processing.harvest",
+        ),
     log:
         f"{LOCAL_LOG}/figures.log",
     threads: 1
@@ -97,6 +116,7 @@ rule local_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.local_processing.scripts.make_figures "
         "--profile {params.profile} --harvest {params.harvest} --analysis {input.analysis} "
         "--figure-dir {params.figure_dir} --threads {threads} 2>&1 | tee {log}"
@@ -106,8 +126,11 @@ rule local_metrics:
     """Step 6: every number the claims file checks, in one metrics.json."""
     input:
         analysis=rules.local_analyse.output,
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "local_processing"),
+    params:
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{LOCAL_LOG}/metrics.log",
     threads: 1

@@ -72,10 +72,14 @@ else:
 
     rule mono_paper_data:
         """Step 1 (paper): c4-code-tokenized-2b by name, cut into 128-token rows, shuffled."""
+        input:
+            code=code_inputs("replications.monosemanticity.scripts.paper_data"),
         output:
             tokens=MONO_TOKENS,
         params:
             profile=PROFILE,
+            code_sha=code_hash("replications.monosemanticity.scripts.paper_data"),
+            **config_params("monosemanticity.model"),
         log:
             f"{MONO_LOG}/paper_data.log",
         threads: 4
@@ -84,6 +88,7 @@ else:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.monosemanticity.scripts.paper_data "
             "--profile {params.profile} --threads {threads} --out {output.tokens} "
             "2>&1 | tee {log}"
@@ -92,6 +97,7 @@ else:
         """Step 1 (paper): gelu-1l by name; its held-out loss by position (not trained here)."""
         input:
             tokens=MONO_TOKENS,
+            code=code_inputs("replications.monosemanticity.scripts.lm_reference"),
         output:
             metrics=MONO_LM_METRICS,
             loss=figure_output("monosemanticity", "lm_loss"),
@@ -99,6 +105,14 @@ else:
         params:
             profile=PROFILE,
             model=MONO.model.name,
+            code_sha=code_hash("replications.monosemanticity.scripts.lm_reference"),
+            **config_params(
+                "monosemanticity.analysis", "monosemanticity.buffer",
+                "monosemanticity.case_studies", "monosemanticity.corpus",
+                "monosemanticity.figures", "monosemanticity.lm", "monosemanticity.model",
+                "monosemanticity.orthogonal", "monosemanticity.sae", "monosemanticity.second_seed",
+                "monosemanticity.tokenizer", "monosemanticity.train",
+            ),
         log:
             f"{MONO_LOG}/lm_reference.log",
         threads: 1
@@ -108,6 +122,7 @@ else:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.monosemanticity.scripts.lm_reference "
             "--profile {params.profile} --model {params.model} --tokens {input.tokens} "
             "--out {output.metrics} --figure {output.loss} --threads {threads} 2>&1 | tee {log}"
@@ -118,6 +133,7 @@ rule mono_sae:
     input:
         tokens=MONO_TOKENS,
         model=MONO_MODEL_INPUT,
+        code=code_inputs("replications.monosemanticity.scripts.train_sae"),
     output:
         **MONO_SAE["{run}"],
     params:
@@ -126,6 +142,12 @@ rule mono_sae:
         model=lambda wildcards, input: (str(Path(input.model[0]).parent) if input.model
                                         else MONO.model.name),
         out_dir=lambda wildcards, output: str(Path(output.weights).parent),
+        code_sha=code_hash("replications.monosemanticity.scripts.train_sae"),
+        **config_params(
+            "monosemanticity.analysis", "monosemanticity.buffer", "monosemanticity.figures",
+            "monosemanticity.model", "monosemanticity.sae", "monosemanticity.second_seed",
+            "monosemanticity.train",
+        ),
     wildcard_constraints:
         run="main|seed2",
     log:
@@ -137,6 +159,7 @@ rule mono_sae:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.monosemanticity.scripts.train_sae --profile {params.profile} "
         "--run {wildcards.run} --model {params.model} --tokens {input.tokens} "
         "--out-dir {params.out_dir} --checkpoint-dir {params.ckpt} --threads {threads} "
@@ -149,6 +172,7 @@ rule mono_sae_orthogonal:
         tokens=MONO_TOKENS,
         model=MONO_MODEL_INPUT,
         first=list(MONO_SAE["main"].values()),
+        code=code_inputs("replications.monosemanticity.scripts.train_orthogonal"),
     output:
         **MONO_SAE["orthogonal"],
         direction=f"{MONO_R}/sae/orthogonal/direction.safetensors",
@@ -160,6 +184,12 @@ rule mono_sae_orthogonal:
                                         else MONO.model.name),
         first_dir=lambda wildcards, input: str(Path(input.first[0]).parent),
         out_dir=lambda wildcards, output: str(Path(output.weights).parent),
+        code_sha=code_hash("replications.monosemanticity.scripts.train_orthogonal"),
+        **config_params(
+            "monosemanticity.analysis", "monosemanticity.buffer", "monosemanticity.figures",
+            "monosemanticity.model", "monosemanticity.orthogonal", "monosemanticity.sae",
+            "monosemanticity.train",
+        ),
     log:
         f"{MONO_LOG}/sae_orthogonal.log",
     threads: 1
@@ -169,6 +199,7 @@ rule mono_sae_orthogonal:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.monosemanticity.scripts.train_orthogonal "
         "--profile {params.profile} --model {params.model} --tokens {input.tokens} "
         "--from {params.first_dir} --out-dir {params.out_dir} --checkpoint-dir {params.ckpt} "
@@ -184,6 +215,7 @@ rule mono_analyse:
         main=list(MONO_SAE["main"].values()),
         seed2=list(MONO_SAE["seed2"].values()),
         orthogonal=list(rules.mono_sae_orthogonal.output),
+        code=code_inputs("replications.monosemanticity.scripts.analyse"),
     output:
         metrics=f"{MONO_R}/analysis/metrics.json",
         cases=f"{MONO_R}/analysis/case_studies.safetensors",
@@ -195,6 +227,11 @@ rule mono_analyse:
                                         else MONO.model.name),
         sae=lambda wildcards, input: str(Path(input.main[0]).parent.parent),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        code_sha=code_hash("replications.monosemanticity.scripts.analyse"),
+        **config_params(
+            "monosemanticity.analysis", "monosemanticity.buffer", "monosemanticity.case_studies",
+            "monosemanticity.model",
+        ),
     log:
         f"{MONO_LOG}/analyse.log",
     threads: 1
@@ -204,6 +241,7 @@ rule mono_analyse:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.monosemanticity.scripts.analyse --profile {params.profile} "
         "--model {params.model} --tokens {input.tokens} --sae {params.sae}/main "
         "--seed2 {params.sae}/seed2 --orthogonal {params.sae}/orthogonal "
@@ -217,6 +255,7 @@ rule mono_figures:
         seed2=list(MONO_SAE["seed2"].values()),
         orthogonal=list(rules.mono_sae_orthogonal.output),
         analysis=list(rules.mono_analyse.output),
+        code=code_inputs("replications.monosemanticity.scripts.make_figures"),
     output:
         **{name: figure_output("monosemanticity", name) for name in pipeline.figures("monosemanticity")
            if name != "lm_loss"},
@@ -227,6 +266,13 @@ rule mono_figures:
         sae=lambda wildcards, input: str(Path(input.main[0]).parent.parent),
         analysis=lambda wildcards, input: str(Path(input.analysis[0]).parent),
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        code_sha=code_hash("replications.monosemanticity.scripts.make_figures"),
+        **config_params(
+            "monosemanticity.analysis", "monosemanticity.buffer", "monosemanticity.case_studies",
+            "monosemanticity.corpus", "monosemanticity.figures", "monosemanticity.lm",
+            "monosemanticity.model", "monosemanticity.orthogonal", "monosemanticity.sae",
+            "monosemanticity.second_seed", "monosemanticity.tokenizer", "monosemanticity.train",
+        ),
     log:
         f"{MONO_LOG}/figures.log",
     threads: 1
@@ -235,6 +281,7 @@ rule mono_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.monosemanticity.scripts.make_figures "
         "--profile {params.profile} --sae {params.sae}/main --seed2 {params.sae}/seed2 "
         "--orthogonal {params.sae}/orthogonal --analysis {params.analysis} "
@@ -249,8 +296,11 @@ rule mono_metrics:
         orthogonal=MONO_SAE["orthogonal"]["metrics"],
         analysis=rules.mono_analyse.output.metrics,
         lm=MONO_LM_METRICS,
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "monosemanticity"),
+    params:
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{MONO_LOG}/metrics.log",
     threads: 1

@@ -43,10 +43,14 @@ if STEER_STAND_IN:
 
     rule steer_docs:
         """Step 1a (stand-in only): synthetic anger / calm / wedding / ordinary-topic documents."""
+        input:
+            code=code_inputs("replications.steering.scripts.make_docs"),
         output:
             docs=STEER_DOCS,
         params:
             profile=PROFILE,
+            code_sha=code_hash("replications.steering.scripts.make_docs"),
+            **config_params("steering.docs"),
         log:
             f"{STEER_LOG}/docs.log",
         threads: 1
@@ -55,6 +59,7 @@ if STEER_STAND_IN:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.steering.scripts.make_docs --profile {params.profile} "
             "--out {output.docs} 2>&1 | tee {log}"
 
@@ -64,12 +69,15 @@ if STEER_STAND_IN:
             train=STEER_LM.corpus_train,
             docs=rules.steer_docs.output.docs,
             tokenizer=STEER_LM.tokenizer,
+            code=code_inputs("replications.steering.scripts.corpus_report"),
         output:
             report=f"{STEER_R}/corpus/report.json",
         params:
             profile=PROFILE,
             corpus_dir=lambda wildcards, input: str(Path(input.train).parent),
             tokenizer_dir=lambda wildcards, input: str(Path(input.tokenizer).parent),
+            code_sha=code_hash("replications.steering.scripts.corpus_report"),
+            **config_params("steering.anger", "steering.weddings"),
         log:
             f"{STEER_LOG}/corpus_report.log",
         threads: 1
@@ -78,6 +86,7 @@ if STEER_STAND_IN:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.steering.scripts.corpus_report --profile {params.profile} "
             "--corpus-dir {params.corpus_dir} --docs {input.docs} "
             "--tokenizer-dir {params.tokenizer_dir} --out {output.report} 2>&1 | tee {log}"
@@ -86,10 +95,14 @@ else:
 
     rule steer_paper_data:
         """Step 1 (paper): OpenWebText GPT-2 tokens by name: SAE rows and held-out 1024-rows."""
+        input:
+            code=code_inputs("replications.steering.scripts.paper_data"),
         output:
             tokens=STEER_TOKENS,
         params:
             profile=PROFILE,
+            code_sha=code_hash("replications.steering.scripts.paper_data"),
+            **config_params("steering.data", "steering.model"),
         log:
             f"{STEER_LOG}/paper_data.log",
         threads: 4
@@ -98,6 +111,7 @@ else:
         conda:
             ENV
         shell:
+            "MI_CONFIG={params.mi_config:q} "
             "python -m replications.steering.scripts.paper_data --profile {params.profile} "
             "--threads {threads} --out {output.tokens} 2>&1 | tee {log}"
 
@@ -107,6 +121,7 @@ rule steer_sae:
     input:
         tokens=STEER_TOKENS,
         model=STEER_MODEL_INPUT,
+        code=code_inputs("replications.steering.scripts.train_sae"),
     output:
         weights=f"{STEER_SAE_DIR}/sae_weights.safetensors",
         cfg=f"{STEER_SAE_DIR}/cfg.json",
@@ -119,6 +134,11 @@ rule steer_sae:
         ckpt=STEER_CKPT,
         model=model_arg(STEER.model.name),
         out_dir=lambda wildcards, output: str(Path(output.weights).parent),
+        code_sha=code_hash("replications.steering.scripts.train_sae"),
+        **config_params(
+            "steering.analysis", "steering.data", "steering.model", "steering.sae",
+            "steering.sae_run",
+        ),
     log:
         f"{STEER_LOG}/sae.log",
     threads: 1
@@ -128,6 +148,7 @@ rule steer_sae:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.train_sae --profile {params.profile} "
         "--model {params.model} --tokens {input.tokens} --out-dir {params.out_dir} "
         "--checkpoint-dir {params.ckpt} --threads {threads} 2>&1 | tee {log}"
@@ -139,6 +160,7 @@ rule steer_vectors:
         tokens=STEER_TOKENS,
         model=STEER_MODEL_INPUT,
         sae=list(rules.steer_sae.output),
+        code=code_inputs("replications.steering.scripts.build_vectors"),
     output:
         vectors=f"{STEER_VEC_DIR}/vectors.safetensors",
         analysis=f"{STEER_VEC_DIR}/analysis.json",
@@ -147,6 +169,11 @@ rule steer_vectors:
         model=model_arg(STEER.model.name),
         sae_dir=lambda wildcards, input: str(Path(input.sae[0]).parent),
         out_dir=lambda wildcards, output: str(Path(output.vectors).parent),
+        code_sha=code_hash("replications.steering.scripts.build_vectors"),
+        **config_params(
+            "steering.analysis", "steering.anger", "steering.data", "steering.model",
+            "steering.sae_run", "steering.weddings",
+        ),
     log:
         f"{STEER_LOG}/vectors.log",
     threads: 1
@@ -156,6 +183,7 @@ rule steer_vectors:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.build_vectors --profile {params.profile} "
         "--model {params.model} --tokens {input.tokens} --sae {params.sae_dir} "
         "--out-dir {params.out_dir} --threads {threads} 2>&1 | tee {log}"
@@ -166,12 +194,17 @@ rule steer_rollouts:
     input:
         model=STEER_MODEL_INPUT,
         vectors=list(rules.steer_vectors.output),
+        code=code_inputs("replications.steering.scripts.rollouts"),
     output:
         rollouts=f"{STEER_R}/rollouts/rollouts.json",
     params:
         profile=PROFILE,
         model=model_arg(STEER.model.name),
         vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
+        code_sha=code_hash("replications.steering.scripts.rollouts"),
+        **config_params(
+            "steering.anger", "steering.model", "steering.sampling", "steering.weddings",
+        ),
     log:
         f"{STEER_LOG}/rollouts.log",
     threads: 1
@@ -181,6 +214,7 @@ rule steer_rollouts:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.rollouts --profile {params.profile} "
         "--model {params.model} --vectors {params.vec_dir} --out {output.rollouts} "
         "--threads {threads} 2>&1 | tee {log}"
@@ -192,12 +226,15 @@ rule steer_loss:
         tokens=STEER_TOKENS,
         model=STEER_MODEL_INPUT,
         vectors=list(rules.steer_vectors.output),
+        code=code_inputs("replications.steering.scripts.spliced_loss"),
     output:
         loss=f"{STEER_R}/loss/loss.json",
     params:
         profile=PROFILE,
         model=model_arg(STEER.model.name),
         vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
+        code_sha=code_hash("replications.steering.scripts.spliced_loss"),
+        **config_params("steering.data", "steering.loss", "steering.model", "steering.sae_run"),
     log:
         f"{STEER_LOG}/loss.log",
     threads: 1
@@ -207,6 +244,7 @@ rule steer_loss:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.spliced_loss --profile {params.profile} "
         "--model {params.model} --tokens {input.tokens} --vectors {params.vec_dir} "
         "--out {output.loss} --threads {threads} 2>&1 | tee {log}"
@@ -216,11 +254,17 @@ rule steer_layer_sweep:
     """Step 5c: both ActAdd vectors at each of several layers (where steering works at all)."""
     input:
         model=STEER_MODEL_INPUT,
+        code=code_inputs("replications.steering.scripts.layer_sweep"),
     output:
         sweep=f"{STEER_R}/layer_sweep/layer_sweep.json",
     params:
         profile=PROFILE,
         model=model_arg(STEER.model.name),
+        code_sha=code_hash("replications.steering.scripts.layer_sweep"),
+        **config_params(
+            "steering.anger", "steering.layer_sweep", "steering.model", "steering.sampling",
+            "steering.weddings",
+        ),
     log:
         f"{STEER_LOG}/layer_sweep.log",
     threads: 1
@@ -230,6 +274,7 @@ rule steer_layer_sweep:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.layer_sweep --profile {params.profile} "
         "--model {params.model} --out {output.sweep} --threads {threads} 2>&1 | tee {log}"
 
@@ -240,10 +285,13 @@ rule steer_frontiers:
         rollouts=rules.steer_rollouts.output.rollouts,
         loss=rules.steer_loss.output.loss,
         analysis=rules.steer_vectors.output.analysis,
+        code=code_inputs("replications.steering.scripts.frontiers"),
     output:
         frontiers=f"{STEER_R}/frontiers/frontiers.json",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.steering.scripts.frontiers"),
+        **config_params("steering.anger", "steering.frontier", "steering.weddings"),
     log:
         f"{STEER_LOG}/frontiers.log",
     threads: 1
@@ -252,6 +300,7 @@ rule steer_frontiers:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.frontiers --profile {params.profile} "
         "--rollouts {input.rollouts} --loss {input.loss} --analysis {input.analysis} "
         "--out {output.frontiers} 2>&1 | tee {log}"
@@ -264,6 +313,7 @@ rule steer_figures:
         rollouts=rules.steer_rollouts.output.rollouts,
         frontiers=rules.steer_frontiers.output.frontiers,
         sweep=rules.steer_layer_sweep.output.sweep,
+        code=code_inputs("replications.steering.scripts.make_figures"),
     output:
         **{name: figure_output("steering", name) for name in pipeline.figures("steering")},
         **{f"{name}_pdf": f"{STEER_FIG}/{name}.pdf" for name in pipeline.figures("steering")},
@@ -271,6 +321,13 @@ rule steer_figures:
         profile=PROFILE,
         vec_dir=lambda wildcards, input: str(Path(input.vectors[0]).parent),
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
+        code_sha=code_hash("replications.steering.scripts.make_figures"),
+        **config_params(
+            "steering.analysis", "steering.anger", "steering.corpus", "steering.data",
+            "steering.docs", "steering.figures", "steering.frontier", "steering.layer_sweep",
+            "steering.lm", "steering.loss", "steering.model", "steering.sae", "steering.sae_run",
+            "steering.sampling", "steering.tokenizer", "steering.weddings",
+        ),
     log:
         f"{STEER_LOG}/figures.log",
     threads: 1
@@ -279,6 +336,7 @@ rule steer_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.steering.scripts.make_figures --profile {params.profile} "
         "--vectors {params.vec_dir} --rollouts {input.rollouts} "
         "--frontiers {input.frontiers} --sweep {input.sweep} --figure-dir {params.figure_dir} "
@@ -292,10 +350,12 @@ rule steer_metrics:
         frontiers=rules.steer_frontiers.output.frontiers,
         sweep=rules.steer_layer_sweep.output.sweep,
         extra=STEER_EXTRA_INPUTS,
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "steering"),
     params:
         extra=STEER_EXTRA_METRICS,
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{STEER_LOG}/metrics.log",
     threads: 1

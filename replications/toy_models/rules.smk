@@ -16,12 +16,16 @@ TOY_GPU = 1 if BASE_PROFILE == "paper" else 0
 
 rule toy_tms_train:
     """Step 1: train the ReLU-output TMS sweeps (5/2 geometry; feature dimensionality)."""
+    input:
+        code=code_inputs("replications.toy_models.scripts.tms_train"),
     output:
         weights=f"{TOY_R}/tms/weights.safetensors",
         log=f"{TOY_R}/tms/train_log.json",
     params:
         profile=PROFILE,
         ckpt=TOY_CKPT,
+        code_sha=code_hash("replications.toy_models.scripts.tms_train"),
+        **config_params("toy_models.device", "toy_models.seed", "toy_models.tms"),
     log:
         f"{TOY_LOG}/tms_train.log",
     threads: 1
@@ -31,6 +35,7 @@ rule toy_tms_train:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tms_train --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --out {output.weights} "
         "--log {output.log} 2>&1 | tee {log}"
@@ -39,7 +44,8 @@ rule toy_tms_train:
 rule toy_tms_figures:
     """Step 1 figures: geometry across sparsity and per-feature dimensionality."""
     input:
-        rules.toy_tms_train.output.weights,
+        weights=rules.toy_tms_train.output.weights,
+        code=code_inputs("replications.toy_models.scripts.tms_figures"),
     output:
         metrics=f"{TOY_R}/tms/metrics.json",
         geometry=figure_output("toy_models", "tms_geometry"),
@@ -48,6 +54,8 @@ rule toy_tms_figures:
         dim_pdf=f"{TOY_FIG}/tms_dimensionality.pdf",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.toy_models.scripts.tms_figures"),
+        **config_params("toy_models.tms"),
     log:
         f"{TOY_LOG}/tms_figures.log",
     threads: 1
@@ -56,19 +64,24 @@ rule toy_tms_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tms_figures --profile {params.profile} "
-        "--weights {input} --metrics {output.metrics} --figure-geometry {output.geometry} "
+        "--weights {input.weights} --metrics {output.metrics} --figure-geometry {output.geometry} "
         "--figure-dimensionality {output.dim} 2>&1 | tee {log}"
 
 
 rule toy_sae_tms_sweep:
     """Step 2: SAEs on a TMS hidden state, width x L1 sweep, MMCS against the true directions."""
+    input:
+        code=code_inputs("replications.toy_models.scripts.sae_tms_sweep"),
     output:
         results=f"{TOY_R}/sae_tms/sweep.json",
         weights=f"{TOY_R}/sae_tms/sweep.safetensors",
     params:
         profile=PROFILE,
         ckpt=TOY_CKPT,
+        code_sha=code_hash("replications.toy_models.scripts.sae_tms_sweep"),
+        **config_params("toy_models.device", "toy_models.sae_tms", "toy_models.seed"),
     log:
         f"{TOY_LOG}/sae_tms_sweep.log",
     threads: 1
@@ -78,6 +91,7 @@ rule toy_sae_tms_sweep:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.sae_tms_sweep --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --out {output.results} "
         "--weights {output.weights} 2>&1 | tee {log}"
@@ -85,12 +99,16 @@ rule toy_sae_tms_sweep:
 
 rule toy_sae_tms_resampling:
     """Step 3: with and without resampling as the features-to-dimensions ratio grows."""
+    input:
+        code=code_inputs("replications.toy_models.scripts.sae_tms_resampling"),
     output:
         results=f"{TOY_R}/sae_tms/resampling.json",
         weights=f"{TOY_R}/sae_tms/resampling.safetensors",
     params:
         profile=PROFILE,
         ckpt=TOY_CKPT,
+        code_sha=code_hash("replications.toy_models.scripts.sae_tms_resampling"),
+        **config_params("toy_models.device", "toy_models.sae_tms", "toy_models.seed"),
     log:
         f"{TOY_LOG}/sae_tms_resampling.log",
     threads: 1
@@ -100,6 +118,7 @@ rule toy_sae_tms_resampling:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.sae_tms_resampling --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --out {output.results} "
         "--weights {output.weights} 2>&1 | tee {log}"
@@ -110,6 +129,7 @@ rule toy_sae_tms_figures:
     input:
         sweep=rules.toy_sae_tms_sweep.output.results,
         resampling=rules.toy_sae_tms_resampling.output.results,
+        code=code_inputs("replications.toy_models.scripts.sae_tms_figures"),
     output:
         metrics=f"{TOY_R}/sae_tms/metrics.json",
         heatmap=figure_output("toy_models", "sae_tms_mmcs_heatmap"),
@@ -120,6 +140,8 @@ rule toy_sae_tms_figures:
         resampling_pdf=f"{TOY_FIG}/sae_tms_resampling.pdf",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.toy_models.scripts.sae_tms_figures"),
+        **config_params("toy_models.sae_tms"),
     log:
         f"{TOY_LOG}/sae_tms_figures.log",
     threads: 1
@@ -128,6 +150,7 @@ rule toy_sae_tms_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.sae_tms_figures --profile {params.profile} "
         "--sweep {input.sweep} --resampling {input.resampling} --metrics {output.metrics} "
         "--figure-heatmap {output.heatmap} --figure-width {output.width} "
@@ -136,6 +159,8 @@ rule toy_sae_tms_figures:
 
 rule toy_tracr_compile:
     """Step 4: compile a RASP program with tracr, convert it to a HookedTransformer, check equality."""
+    input:
+        code=code_inputs("replications.toy_models.scripts.tracr_compile"),
     output:
         model=f"{TOY_R}/tracr/{{program}}/model.safetensors",
         meta=f"{TOY_R}/tracr/{{program}}/model.json",
@@ -143,6 +168,8 @@ rule toy_tracr_compile:
     params:
         profile=PROFILE,
         out_dir=lambda wildcards: f"{TOY_R}/tracr/{wildcards.program}",
+        code_sha=code_hash("replications.toy_models.scripts.tracr_compile"),
+        **config_params("toy_models.device", "toy_models.seed", "toy_models.tracr"),
     wildcard_constraints:
         program="|".join(TOY.tracr.programs),
     log:
@@ -153,6 +180,7 @@ rule toy_tracr_compile:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tracr_compile --profile {params.profile} "
         "--threads {threads} --program {wildcards.program} --out-dir {params.out_dir} "
         "2>&1 | tee {log}"
@@ -163,6 +191,7 @@ rule toy_tracr_sae:
     input:
         models=expand(f"{TOY_R}/tracr/{{program}}/model.safetensors", program=TOY.tracr.programs),
         meta=expand(f"{TOY_R}/tracr/{{program}}/model.json", program=TOY.tracr.programs),
+        code=code_inputs("replications.toy_models.scripts.tracr_sae"),
     output:
         results=f"{TOY_R}/tracr/sae.json",
         figure=figure_output("toy_models", "tracr_sae_recovery"),
@@ -171,6 +200,8 @@ rule toy_tracr_sae:
         profile=PROFILE,
         ckpt=TOY_CKPT,
         models=lambda wildcards, input: " ".join(str(Path(p).parent) for p in input.models),
+        code_sha=code_hash("replications.toy_models.scripts.tracr_sae"),
+        **config_params("toy_models.device", "toy_models.seed", "toy_models.tracr"),
     log:
         f"{TOY_LOG}/tracr_sae.log",
     threads: 1
@@ -180,6 +211,7 @@ rule toy_tracr_sae:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tracr_sae --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --models {params.models} "
         "--out {output.results} --figure {output.figure} 2>&1 | tee {log}"
@@ -191,6 +223,7 @@ rule toy_tracr_compress:
         model=f"{TOY_R}/tracr/{{program}}/model.safetensors",
         meta=f"{TOY_R}/tracr/{{program}}/model.json",
         domain=f"{TOY_R}/tracr/{{program}}/domain.safetensors",
+        code=code_inputs("replications.toy_models.scripts.tracr_compress"),
     output:
         results=f"{TOY_R}/compression/{{program}}.json",
         weights=f"{TOY_R}/compression/{{program}}.safetensors",
@@ -198,6 +231,8 @@ rule toy_tracr_compress:
         profile=PROFILE,
         ckpt=TOY_CKPT,
         model_dir=lambda wildcards, input: str(Path(input.model).parent),
+        code_sha=code_hash("replications.toy_models.scripts.tracr_compress"),
+        **config_params("toy_models.compression", "toy_models.device", "toy_models.seed"),
     wildcard_constraints:
         program="|".join(TOY.compression.programs),
     log:
@@ -209,6 +244,7 @@ rule toy_tracr_compress:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tracr_compress --profile {params.profile} "
         "--threads {threads} --checkpoint-dir {params.ckpt} --program {wildcards.program} "
         "--model-dir {params.model_dir} --out {output.results} --weights {output.weights} "
@@ -218,7 +254,8 @@ rule toy_tracr_compress:
 rule toy_tracr_compression_figures:
     """Step 6 figures: accuracy against width, singular values of the learned matrices."""
     input:
-        expand(f"{TOY_R}/compression/{{program}}.json", program=TOY.compression.programs),
+        results=expand(f"{TOY_R}/compression/{{program}}.json", program=TOY.compression.programs),
+        code=code_inputs("replications.toy_models.scripts.tracr_compression_figures"),
     output:
         metrics=f"{TOY_R}/compression/metrics.json",
         accuracy=figure_output("toy_models", "tracr_compression_accuracy"),
@@ -227,6 +264,8 @@ rule toy_tracr_compression_figures:
         sv_pdf=f"{TOY_FIG}/tracr_compression_singular_values.pdf",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.toy_models.scripts.tracr_compression_figures"),
+        **config_params("toy_models.compression"),
     log:
         f"{TOY_LOG}/tracr_compression_figures.log",
     threads: 1
@@ -235,8 +274,9 @@ rule toy_tracr_compression_figures:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.toy_models.scripts.tracr_compression_figures "
-        "--profile {params.profile} --results {input} --metrics {output.metrics} "
+        "--profile {params.profile} --results {input.results} --metrics {output.metrics} "
         "--accuracy-figure {output.accuracy} --sv-figure {output.sv} 2>&1 | tee {log}"
 
 
@@ -248,12 +288,14 @@ rule toy_metrics:
         tracr_sae=rules.toy_tracr_sae.output.results,
         compression=rules.toy_tracr_compression_figures.output.metrics,
         tracr=expand(f"{TOY_R}/tracr/{{program}}/model.json", program=TOY.tracr.programs),
+        code=code_inputs("shared.merge_metrics"),
     output:
         pipeline.metrics_path(PROFILE, "toy_models"),
     params:
         tracr=lambda wildcards, input: " ".join(
             f"tracr_check.{Path(p).parent.name}={p}:check" for p in input.tracr
         ),
+        code_sha=code_hash("shared.merge_metrics"),
     log:
         f"{TOY_LOG}/metrics.log",
     threads: 1

@@ -68,3 +68,19 @@ def test_dvc_exp_run_keeps_the_results(repo):
     assert out.count(NOTHING) == 3, out  # caesar_cipher, scorecard, figures
     assert _digest(results) == kept
     assert UP_TO_DATE in _ok(run(["dvc", "status"], repo))
+
+
+def test_dvc_exp_run_set_param_reruns_what_reads_it(repo):
+    """`dvc exp run -S <config file>:<key>=<value>` edits one config value; Snakemake then reruns
+    only the rules that declare its section (here the analysis, not the training)."""
+    _ok(run(["dvc", "commit", "--force"], repo))
+    models = repo / "results/smoke/caesar_cipher/models"
+    kept = _digest(models)
+    analysis = repo / "results/smoke/caesar_cipher/analysis/analysis.json"
+    before = analysis.read_bytes()
+    out = _ok(run(["dvc", "exp", "run", "--set-param", "profile=smoke", "--set-param",
+                   "replications/caesar_cipher/config/smoke.yaml:analysis.n_eval=200"], repo))
+    assert "Running stage 'caesar_cipher'" in out and "Running stage 'toy_models'" not in out
+    assert "rule caesar_analyse:" in out and "rule caesar_train:" not in out, out
+    assert _digest(models) == kept
+    assert analysis.read_bytes() != before

@@ -11,6 +11,7 @@ rule ff_circuit:
     input:
         facts=FF_FACTS,
         model=FF_MODEL_INPUT,
+        code=code_inputs("replications.fact_finding.scripts.circuit"),
     output:
         metrics=f"{FF_R}/circuit/metrics.json",
         tensors=f"{FF_R}/circuit/circuit.safetensors",
@@ -29,6 +30,12 @@ rule ff_circuit:
         profile=PROFILE,
         model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        code_sha=code_hash("replications.fact_finding.scripts.circuit"),
+        **config_params(
+            "fact_finding.circuit", "fact_finding.corpus", "fact_finding.lm",
+            "fact_finding.memorisation", "fact_finding.model", "fact_finding.neurons",
+            "fact_finding.paper_data", "fact_finding.tokenizer", "fact_finding.world",
+        ),
     log:
         f"{FF_LOG}/circuit.log",
     # Wall time lives here and in the log (per part), never in metrics.json: metrics must be
@@ -42,6 +49,7 @@ rule ff_circuit:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.fact_finding.scripts.circuit --profile {params.profile} "
         "--model {params.model} --facts {input.facts} --out-dir {params.out_dir} "
         "--patching-figure {output.patching} --heads-figure {output.heads} "

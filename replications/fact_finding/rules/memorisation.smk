@@ -7,6 +7,8 @@
 rule ff_memorisation:
     """Step M1: train the toy MLPs (random and rule labels, 1 and 2 blocks), probe every
     intermediate state for the label and the first input; training and probe figures."""
+    input:
+        code=code_inputs("replications.fact_finding.scripts.memorisation"),
     output:
         results=f"{FF_R}/memorisation/results.json",
         metrics=f"{FF_R}/memorisation/metrics.json",
@@ -16,6 +18,8 @@ rule ff_memorisation:
         probes_pdf=f"{FF_FIG}/memorisation_probes.pdf",
     params:
         profile=PROFILE,
+        code_sha=code_hash("replications.fact_finding.scripts.memorisation"),
+        **config_params("fact_finding.memorisation"),
     log:
         f"{FF_LOG}/memorisation.log",
     threads: 1
@@ -24,6 +28,7 @@ rule ff_memorisation:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.fact_finding.scripts.memorisation --profile {params.profile} "
         "--results {output.results} --metrics {output.metrics} "
         "--figure-training {output.training} --figure-probes {output.probes} "

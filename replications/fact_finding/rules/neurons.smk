@@ -9,6 +9,7 @@ rule ff_neuron_facts:
     input:
         facts=FF_FACTS,
         model=FF_MODEL_INPUT,
+        code=code_inputs("replications.fact_finding.scripts.neuron_facts"),
     output:
         metrics=f"{FF_R}/neurons/facts/metrics.json",
         effects=f"{FF_R}/neurons/facts/effects.safetensors",
@@ -18,6 +19,12 @@ rule ff_neuron_facts:
         profile=PROFILE,
         model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        code_sha=code_hash("replications.fact_finding.scripts.neuron_facts"),
+        **config_params(
+            "fact_finding.circuit", "fact_finding.corpus", "fact_finding.lm",
+            "fact_finding.memorisation", "fact_finding.model", "fact_finding.neurons",
+            "fact_finding.paper_data", "fact_finding.tokenizer", "fact_finding.world",
+        ),
     log:
         f"{FF_LOG}/neuron_facts.log",
     threads: 1
@@ -27,6 +34,7 @@ rule ff_neuron_facts:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.fact_finding.scripts.neuron_facts --profile {params.profile} "
         "--model {params.model} --facts {input.facts} --out-dir {params.out_dir} "
         "--figure {output.figure} --threads {threads} 2>&1 | tee {log}"
@@ -38,6 +46,7 @@ rule ff_neuron_lookup:
     input:
         facts=FF_FACTS,
         model=FF_MODEL_INPUT,
+        code=code_inputs("replications.fact_finding.scripts.neuron_lookup"),
     output:
         metrics=f"{FF_R}/neurons/lookup/metrics.json",
         tensors=f"{FF_R}/neurons/lookup/lookup.safetensors",
@@ -53,6 +62,12 @@ rule ff_neuron_lookup:
         profile=PROFILE,
         model=model_arg(FF.model.name),
         out_dir=lambda wildcards, output: str(Path(output.metrics).parent),
+        code_sha=code_hash("replications.fact_finding.scripts.neuron_lookup"),
+        **config_params(
+            "fact_finding.circuit", "fact_finding.corpus", "fact_finding.lm",
+            "fact_finding.memorisation", "fact_finding.model", "fact_finding.neurons",
+            "fact_finding.paper_data", "fact_finding.tokenizer", "fact_finding.world",
+        ),
     log:
         f"{FF_LOG}/neuron_lookup.log",
     threads: 1
@@ -62,6 +77,7 @@ rule ff_neuron_lookup:
     conda:
         ENV
     shell:
+        "MI_CONFIG={params.mi_config:q} "
         "python -m replications.fact_finding.scripts.neuron_lookup --profile {params.profile} "
         "--model {params.model} --facts {input.facts} --out-dir {params.out_dir} "
         "--excess-figure {output.excess} --selective-figure {output.selective} "
