@@ -44,10 +44,10 @@ def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
         widths = [per[w][status] for w in writeups]
         bars = ax.barh(y, widths, left=left, color=STATUS_COLOURS[status], edgecolor="white",
                        height=0.7, label=f"{status} ({sum(widths)})")
-        for bar, n in zip(bars, widths, strict=True):
-            if n:
+        for bar, k in zip(bars, widths, strict=True):
+            if k:
                 ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2,
-                        str(n), ha="center", va="center", fontsize=8)
+                        str(k), ha="center", va="center", fontsize=8)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_yticks(list(y), writeups)
     ax.invert_yaxis()
