@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+import yaml
+
 from shared.config import ConfigError
 
 T = TypeVar("T")
@@ -38,6 +40,22 @@ class JobConfig:
 
     sections: frozenset[str] | None  # "writeup.section" readable; None: every section
     overrides: Mapping[str, Mapping[str, Any]]  # write-up -> overrides of its config
+
+
+def typed(value: Any) -> Any:
+    """A `--config` value with YAML's scalar types restored: Snakemake parses nested values
+    with YAML's base loader, so `{train: {epochs: 2}}` arrives with the string '2'."""
+    if isinstance(value, Mapping):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+    return value
 
 
 def encode(sections: list[str] | None, overrides: Mapping[str, Mapping[str, Any]]) -> str:

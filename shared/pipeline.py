@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shared import cli
+from shared import cli, config_access
 from shared.config import ConfigError, base_profile, build, check, check_profile, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,7 +204,7 @@ def run_config(config: dict[str, Any]) -> RunConfig:
             if not isinstance(config[w], dict) or not config[w]:
                 raise ConfigError(f"--config {w}={config[w]!r}: expected a mapping of config "
                                   f"sections, e.g. {w}=\"{{train: {{seed: 1}}}}\"")
-            overrides[w] = config[w]
+            overrides[w] = config_access.typed(config[w])
     given = check_profile(config["profile"])
     seed = _count(config, "seed", 0)
     if seed and given != base_profile(given):

@@ -96,6 +96,14 @@ def test_run_config_takes_write_up_overrides():
         pipeline.run_config({"caesar": {"train": {}}})
 
 
+def test_command_line_strings_get_their_yaml_types():
+    # Snakemake's --config parser leaves nested scalars as strings.
+    run = pipeline.run_config({"caesar_cipher": {"train": {"epochs": "2", "lr": "0.5",
+                                                           "name": "adam", "on": "true"}}})
+    assert run.overrides["caesar_cipher"]["train"] == {"epochs": 2, "lr": 0.5, "name": "adam",
+                                                       "on": True}
+
+
 def test_code_closure_follows_project_imports_only():
     files = code_deps.closure("replications.caesar_cipher.scripts.train")
     assert "replications/caesar_cipher/scripts/train.py" in files
