@@ -51,7 +51,7 @@ include: "shared/robustness.smk"
 
 
 # Cheap bookkeeping runs on the submitting host, not as cluster jobs (profiles/slurm).
-localrules: all, scorecard, figures, one_figure
+localrules: all, scorecard, report_html, figures, one_figure
 
 
 rule all:
@@ -90,12 +90,50 @@ rule scorecard:
         "--markdown {output.md} --json {output.json} --figure {output.png} 2>&1 | tee {log}"
 
 
+# A seed sweep's table of this profile, when one has been built (the report shows its counts;
+# not an input, which would make every build run the sweep).
+ROBUSTNESS_JSON = f"results/{BASE_PROFILE}/robustness/robustness_{PROFILE}.json"
+
+
+rule report_html:
+    """One self-contained HTML page: the summary, then per write-up its method, figures with
+    captions, and claims, published beside reproduced."""
+    input:
+        claims=[pipeline.claims_path(w) for w in pipeline.WRITEUPS],
+        metrics=[pipeline.metrics_path(PROFILE, w) for w in pipeline.WRITEUPS],
+        png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
+        scorecard=rules.scorecard.output.png,
+        text=[f"replications/{w}/{f}" for w in pipeline.WRITEUPS for f in ["README.md"]]
+        + [f"replications/{w}/captions/{n}.rst" for w in pipeline.WRITEUPS
+           for n in pipeline.figures(w)],
+        code=code_inputs("shared.report"),
+    output:
+        f"{SCORECARD}/report.html",
+    params:
+        writeups=rules.scorecard.params.writeups,
+        profile=PROFILE,
+        robustness=lambda wildcards: (f"--robustness {ROBUSTNESS_JSON}"
+                                      if Path(ROBUSTNESS_JSON).is_file() else ""),
+        code_sha=code_hash("shared.report"),
+    log:
+        f"{LOGS}/report.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    shell:
+        "python -m shared.report --profile {params.profile} {params.writeups} "
+        "--scorecard-figure {input.scorecard} {params.robustness} --out {output} 2>&1 | tee {log}"
+
+
 rule figures:
-    """Collect every figure and the scorecard into figures/ (the `figures/` target)."""
+    """Collect every figure, the scorecard and the report into figures/ (the `figures/`
+    target)."""
     input:
         png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
         pdf=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "pdf")],
         scorecard=rules.scorecard.output,
+        report=rules.report_html.output,
         code=code_inputs("shared.collect"),
     output:
         directory("figures"),
@@ -110,7 +148,7 @@ rule figures:
         mem_mb=500,
     shell:
         "python -m shared.collect --profile {params.profile} --out {output} {input.png} "
-        "{input.pdf} {input.scorecard} 2>&1 | tee {log}"
+        "{input.pdf} {input.scorecard} {input.report} 2>&1 | tee {log}"
 
 
 rule one_figure:

@@ -12,7 +12,7 @@ from tests.conftest import run
 pytestmark = pytest.mark.e2e
 
 # What a rerun of a write-up's figures or metrics always brings along downstream.
-DOWNSTREAM = {"scorecard", "figures"}
+DOWNSTREAM = {"scorecard", "report_html", "figures"}
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def test_a_command_line_override_reruns_the_same_rules(repo):
 def test_a_code_edit_reruns_the_rules_whose_scripts_import_it(repo):
     plots = repo / "replications/grid_challenge/plots.py"
     plots.write_text(plots.read_text() + "\n# an edit\n")
-    assert _planned(repo) == {"grid_figures", "figures"}
+    assert _planned(repo) == {"grid_figures", "report_html", "figures"}
     shared = repo / "shared/merge_metrics.py"
     shared.write_text(shared.read_text() + "\n# an edit\n")
     planned = _planned(repo)
