@@ -32,8 +32,11 @@ def config_params(*sections):
         if writeup not in pipeline.LOADED or not hasattr(pipeline.LOADED[writeup], section):
             pipeline.fail(ValueError(f"config_params: no config section '{key}'"))
         values[key] = to_dict(getattr(pipeline.LOADED[writeup], section))
+    # Only the overrides of the write-ups it reads: another's would rerun it for nothing.
+    read = {key.partition(".")[0] for key in sections}
+    overrides = {w: v for w, v in RUN.overrides.items() if w in read}
     return {"config": json.dumps(values, sort_keys=True),
-            "mi_config": config_access.encode(sorted(sections), RUN.overrides)}
+            "mi_config": config_access.encode(sorted(sections), overrides)}
 
 
 def figure_output(writeup, name):
