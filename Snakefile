@@ -46,12 +46,45 @@ for _writeup in pipeline.WRITEUPS:
 include: "shared/zoo.smk"
 
 
+# Write-ups that train something in this profile (training_runs: shared/common.smk).
+CURVES_WRITEUPS = [w for w in pipeline.WRITEUPS if training_runs(w)]
+
+
+rule training_curves:
+    """A write-up's training runs: DVCLive logs per run and one figure of their curves."""
+    input:
+        histories=lambda wildcards: sorted(
+            {spec.partition("#")[0] for spec in training_runs(wildcards.writeup).values()}),
+        code=code_inputs("shared.curves"),
+    output:
+        png=f"results/{PROFILE}/{{writeup}}/curves/training_curves.png",
+        pdf=f"results/{PROFILE}/{{writeup}}/curves/training_curves.pdf",
+        dvclive=directory(f"results/{PROFILE}/{{writeup}}/curves/dvclive"),
+    params:
+        runs=lambda wildcards: " ".join(f"--run {name} {spec}" for name, spec
+                                        in training_runs(wildcards.writeup).items()),
+        profile=PROFILE,
+        code_sha=code_hash("shared.curves"),
+    wildcard_constraints:
+        writeup="|".join(CURVES_WRITEUPS),
+    log:
+        f"{LOGS}/training_curves/{{writeup}}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=500,
+    shell:
+        "rm -rf {output.dvclive} && python -m shared.curves --writeup {wildcards.writeup} "
+        "--profile {params.profile} {params.runs} --dvclive {output.dvclive} "
+        "--figure {output.png} 2>&1 | tee {log}"
+
+
 # Seed sweeps (the robustness/ target); they need the scorecard rule's paths only.
 include: "shared/robustness.smk"
 
 
 # Cheap bookkeeping runs on the submitting host, not as cluster jobs (profiles/slurm).
-localrules: all, scorecard, report_html, figures, one_figure
+localrules: all, scorecard, report_html, training_curves, figures, one_figure
 
 
 rule all:
@@ -103,6 +136,7 @@ rule report_html:
         metrics=[pipeline.metrics_path(PROFILE, w) for w in pipeline.WRITEUPS],
         png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
         scorecard=rules.scorecard.output.png,
+        curves=curves_paths("png"),
         text=[f"replications/{w}/{f}" for w in pipeline.WRITEUPS for f in ["README.md"]]
         + [f"replications/{w}/captions/{n}.rst" for w in pipeline.WRITEUPS
            for n in pipeline.figures(w)],
@@ -123,7 +157,8 @@ rule report_html:
         mem_mb=1000,
     shell:
         "python -m shared.report --profile {params.profile} {params.writeups} "
-        "--scorecard-figure {input.scorecard} {params.robustness} --out {output} 2>&1 | tee {log}"
+        "--scorecard-figure {input.scorecard} --curves {input.curves} {params.robustness} "
+        "--out {output} 2>&1 | tee {log}"
 
 
 rule figures:
@@ -134,6 +169,7 @@ rule figures:
         pdf=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "pdf")],
         scorecard=rules.scorecard.output,
         report=rules.report_html.output,
+        curves=curves_paths("png") + curves_paths("pdf"),
         code=code_inputs("shared.collect"),
     output:
         directory("figures"),
@@ -148,7 +184,7 @@ rule figures:
         mem_mb=500,
     shell:
         "python -m shared.collect --profile {params.profile} --out {output} {input.png} "
-        "{input.pdf} {input.scorecard} {input.report} 2>&1 | tee {log}"
+        "{input.pdf} {input.scorecard} {input.report} {input.curves} 2>&1 | tee {log}"
 
 
 rule one_figure:

@@ -3,8 +3,9 @@
     python -m shared.collect --profile P --out figures FILE...
 
 Files under results/<profile>/<write-up>/figures/ go to <out>/<write-up>/ when the write-up's
-manifest (writeup.yaml) declares the figure; scorecard files (results/<profile>/scorecard/) go
-to <out>/ itself.
+manifest (writeup.yaml) declares the figure, as does its training-curves figure
+(results/<profile>/<write-up>/curves/training_curves.*); scorecard files
+(results/<profile>/scorecard/, the report among them) go to <out>/ itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def destination(src: Path, out: Path, profile: str) -> Path:
             return out / src.name
         if (len(parts) == 5 and parts[3] == "figures" and parts[2] in pipeline.WRITEUPS
                 and src.stem in pipeline.figures(parts[2])):
+            return out / parts[2] / src.name
+        if (len(parts) == 5 and parts[3] == "curves" and parts[2] in pipeline.WRITEUPS
+                and src.stem == "training_curves"):
             return out / parts[2] / src.name
     raise ValueError(f"{src}: not a declared figure or a scorecard file of profile {profile!r}")
 

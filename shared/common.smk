@@ -32,9 +32,13 @@ def config_params(*sections):
         if writeup not in pipeline.LOADED or not hasattr(pipeline.LOADED[writeup], section):
             pipeline.fail(ValueError(f"config_params: no config section '{key}'"))
         values[key] = to_dict(getattr(pipeline.LOADED[writeup], section))
-    # Only the overrides of the write-ups it reads: another's would rerun it for nothing.
-    read = {key.partition(".")[0] for key in sections}
-    overrides = {w: v for w, v in RUN.overrides.items() if w in read}
+    # Only the overrides of the sections it reads: any other would rerun it for nothing (the
+    # job cannot read those sections anyway).
+    overrides = {}
+    for w, override in RUN.overrides.items():
+        kept = {s: v for s, v in override.items() if f"{w}.{s}" in sections}
+        if kept:
+            overrides[w] = kept
     return {"config": json.dumps(values, sort_keys=True),
             "mi_config": config_access.encode(sorted(sections), overrides)}
 
@@ -102,3 +106,22 @@ def _zoo_entry(wildcards):
 
 def _zoo_config(section):
     return lambda wildcards: _zoo_entry(wildcards)["config"][section]
+
+
+# ------------------------------------------------------------------ training curves
+
+def training_runs(writeup):
+    """Run name -> history (`path[#key]`) of a write-up's training runs in this profile: the
+    manifest's `training` and, where it trains one, its stand-in LM of the model zoo."""
+    runs = {m: zoo_model(m).history for m in pipeline.manifest(writeup).models
+            if m in ZOO and ZOO[m]["owner"] == writeup}
+    runs = {"lm": v for v in runs.values()}
+    runs.update({name: f"{pipeline.results_dir(PROFILE, writeup)}/{spec}"
+                 for name, spec in pipeline.manifest(writeup).training.items()})
+    return runs
+
+
+def curves_paths(ext):
+    """The training-curves figures of this profile (shared.curves), one per write-up that
+    trains something."""
+    return [f"results/{PROFILE}/{w}/curves/training_curves.{ext}" for w in CURVES_WRITEUPS]

@@ -106,7 +106,13 @@ def build_dvc_yaml() -> dict:
     metrics = [f"{scorecard}/scorecard.json"] + [
         pipeline.metrics_path(profile, w) for w in pipeline.WRITEUPS
     ]
-    plots = [f"figures/{w}/{name}.png" for w in pipeline.WRITEUPS for name in pipeline.figures(w)]
+    # Each training run's DVCLive log (shared.curves): its last values and its per-step TSVs.
+    runs = [f"{pipeline.results_dir(profile, w)}/curves/dvclive/{run}" for w in pipeline.WRITEUPS
+            for run in pipeline.training_run_names(w)]
+    metrics += [f"{r}/metrics.json" for r in runs]
+    plots: list[str | dict[str, dict[str, str]]] = [
+        f"figures/{w}/{name}.png" for w in pipeline.WRITEUPS for name in pipeline.figures(w)]
+    plots += [{f"{r}/plots/metrics": {"x": "step"}} for r in runs]
     return {"vars": ["params.yaml"], "stages": stages, "metrics": metrics,
             "plots": plots + ["figures/scorecard.png"]}
 

@@ -56,6 +56,10 @@ class Manifest:
     models: tuple[str, ...] = ()  # stand-in models of the model zoo it reads, by name
     provides: dict[str, Artifact] = dataclasses.field(default_factory=dict)
     uses: tuple[Use, ...] = ()
+    # Run name -> its per-step history under results/<profile>/<name>/ (`file.json` or
+    # `file.json#dotted.key`), for the training-curves figure and DVCLive logs (shared.curves).
+    # The stand-in LM of the model zoo it owns is added as the run `lm`.
+    training: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +125,14 @@ USES: dict[str, tuple[str, ...]] = {
 def figures(writeup: str) -> dict[str, str]:
     """Figure name -> description for one write-up."""
     return dict(manifest(writeup).figures)
+
+
+def training_run_names(writeup: str) -> list[str]:
+    """The write-up's training runs as shared.curves logs them: `lm` where it trains its own
+    stand-in (it lists a zoo model and reads none from another write-up), then its manifest's
+    `training` runs."""
+    m = manifest(writeup)
+    return (["lm"] if m.models and not m.uses else []) + list(m.training)
 
 
 def results_dir(profile: str, writeup: str) -> str:

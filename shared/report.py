@@ -124,7 +124,7 @@ def claims_table(rows: list[Row], robust: Mapping[str, Any] | None) -> str:
 
 
 def build_report(profile: str, rows: list[Row], scorecard_png: Path,
-                 robust: Mapping[str, Any] | None) -> str:
+                 robust: Mapping[str, Any] | None, curves: Mapping[str, Path]) -> str:
     """The whole page."""
     n = counts(rows)
     sweep = (f"Seed sweep: {robust['counts']['reproduced']} of {robust['counts']['applicable']} "
@@ -155,6 +155,11 @@ def build_report(profile: str, rows: list[Row], scorecard_png: Path,
             text = rst_html(caption.read_text()) if caption.is_file() else html.escape(what)
             body.append(f"<figure id='{w}-{name}'>{_img(png, f'{w}/{name}')}"
                         f"<figcaption><b>{name}</b>: {text}</figcaption></figure>")
+        if w in curves:
+            body.append(f"<figure id='{w}-training_curves'>"
+                        f"{_img(curves[w], f'{w}/training_curves')}<figcaption><b>training_curves"
+                        "</b>: every training run's logged loss, L0, dead fraction and accuracy "
+                        "against step (DVCLive logs beside it).</figcaption></figure>")
         body += ["<h3>Claims</h3>", claims_table([r for r in rows if r.writeup == w], robust)]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>Replications report ({profile})</title><style>{STYLE}</style></head>"
@@ -168,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
                     required=True)
     ap.add_argument("--scorecard-figure", type=Path, required=True)
     ap.add_argument("--robustness", type=Path, help="a seed sweep's robustness_<profile>.json")
+    ap.add_argument("--curves", type=Path, nargs="*", default=[],
+                    help="results/<profile>/<write-up>/curves/training_curves.png files")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     profile = check_profile(args.profile)
@@ -181,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     if robust is not None and robust.get("profile") != profile:
         fail(f"{args.robustness}: a sweep of profile {robust.get('profile')!r}, not {profile!r}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(build_report(profile, rows, args.scorecard_figure, robust))
+    curves = {p.parent.parent.name: p for p in args.curves}
+    args.out.write_text(build_report(profile, rows, args.scorecard_figure, robust, curves))
     print(f"report ({profile}): {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
 

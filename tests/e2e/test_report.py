@@ -42,7 +42,9 @@ def test_report_loads_with_every_image_and_no_console_errors(built, browser):
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
     n_figures = sum(len(pipeline.figures(w)) for w in pipeline.WRITEUPS)
-    assert len(images) == n_figures + 1  # every figure and the scorecard
+    n_curves = len(list((built / "figures").glob("*/training_curves.png")))
+    assert n_curves >= 5
+    assert len(images) == n_figures + n_curves + 1  # every figure, the curves, the scorecard
     assert [alt for alt, ok in images if not ok] == []
     assert browser.get_log("browser") == []
     ids = browser.execute_script("return Array.from(document.querySelectorAll('h2[id]'))"

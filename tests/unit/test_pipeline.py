@@ -35,8 +35,15 @@ def test_dvc_stages_name_the_snakemake_targets():
         for p in line.split("output:")[1].split(",")
         if p.strip().endswith(".png") and "/figures/" in p
     }
-    plots = {Path(p).name for p in dvc["plots"] if p != "figures/scorecard.png"}
+    plots = {Path(p).name for p in dvc["plots"]
+             if isinstance(p, str) and p != "figures/scorecard.png"}
     assert built == plots
+    # Beside the figures, each training run's DVCLive log (shared.curves).
+    logs = [next(iter(p)) for p in dvc["plots"] if isinstance(p, dict)]
+    assert logs == [f"results/${{profile}}/{w}/curves/dvclive/{r}/plots/metrics"
+                    for w in pipeline.WRITEUPS for r in pipeline.training_run_names(w)]
+    assert "lm" in pipeline.training_run_names("fact_finding")
+    assert "lm" not in pipeline.training_run_names("local_processing")
 
 
 def _stages() -> dict:
@@ -143,6 +150,10 @@ def test_collect_destinations():
         destination(Path("results/paper/toy_models/figures/tms_geometry.png"), out, "smoke")
     with pytest.raises(ValueError):  # not declared in the manifest
         destination(Path("results/smoke/toy_models/figures/a.png"), out, "smoke")
+    curves = Path("results/smoke/grid_challenge/curves/training_curves.pdf")
+    assert destination(curves, out, "smoke") == out / "grid_challenge/training_curves.pdf"
+    with pytest.raises(ValueError):
+        destination(Path("results/smoke/grid_challenge/curves/other.png"), out, "smoke")
 
 
 # ------------------------------------------------------------------------------ manifests
