@@ -137,6 +137,7 @@ rule report_html:
         png=[p for w in pipeline.WRITEUPS for p in pipeline.figure_paths(PROFILE, w, "png")],
         scorecard=rules.scorecard.output.png,
         curves=curves_paths("png"),
+        dashboards=list(DASHBOARDS.values()),
         text=[f"replications/{w}/{f}" for w in pipeline.WRITEUPS for f in ["README.md"]]
         + [f"replications/{w}/captions/{n}.rst" for w in pipeline.WRITEUPS
            for n in pipeline.figures(w)],
@@ -157,7 +158,8 @@ rule report_html:
         mem_mb=1000,
     shell:
         "python -m shared.report --profile {params.profile} {params.writeups} "
-        "--scorecard-figure {input.scorecard} --curves {input.curves} {params.robustness} "
+        "--scorecard-figure {input.scorecard} --curves {input.curves} "
+        "--dashboards {input.dashboards} {params.robustness} "
         "--out {output} 2>&1 | tee {log}"
 
 
@@ -170,6 +172,7 @@ rule figures:
         scorecard=rules.scorecard.output,
         report=rules.report_html.output,
         curves=curves_paths("png") + curves_paths("pdf"),
+        dashboards=list(DASHBOARDS.values()),
         code=code_inputs("shared.collect"),
     output:
         directory("figures"),
@@ -184,7 +187,8 @@ rule figures:
         mem_mb=500,
     shell:
         "python -m shared.collect --profile {params.profile} --out {output} {input.png} "
-        "{input.pdf} {input.scorecard} {input.report} {input.curves} 2>&1 | tee {log}"
+        "{input.pdf} {input.scorecard} {input.report} {input.curves} {input.dashboards} "
+        "2>&1 | tee {log}"
 
 
 rule one_figure:

@@ -4,7 +4,8 @@
 
 Files under results/<profile>/<write-up>/figures/ go to <out>/<write-up>/ when the write-up's
 manifest (writeup.yaml) declares the figure, as does its training-curves figure
-(results/<profile>/<write-up>/curves/training_curves.*); scorecard files
+(results/<profile>/<write-up>/curves/training_curves.*) and feature dashboard
+(results/<profile>/<write-up>/dashboard/dashboard.html); scorecard files
 (results/<profile>/scorecard/, the report among them) go to <out>/ itself.
 """
 
@@ -29,6 +30,9 @@ def destination(src: Path, out: Path, profile: str) -> Path:
             return out / parts[2] / src.name
         if (len(parts) == 5 and parts[3] == "curves" and parts[2] in pipeline.WRITEUPS
                 and src.stem == "training_curves"):
+            return out / parts[2] / src.name
+        if (len(parts) == 5 and parts[3] == "dashboard" and parts[2] in pipeline.WRITEUPS
+                and src.name == "dashboard.html"):
             return out / parts[2] / src.name
     raise ValueError(f"{src}: not a declared figure or a scorecard file of profile {profile!r}")
 

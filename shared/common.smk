@@ -43,6 +43,16 @@ def config_params(*sections):
             "mi_config": config_access.encode(sorted(sections), overrides)}
 
 
+# Write-up -> its feature dashboard (shared.dashboard), for the report and figures/.
+DASHBOARDS = {}
+
+
+def dashboard_rule_params(writeup, settings):
+    """Params of a write-up's dashboard rule: its settings as JSON (an edit reruns it)."""
+    return {"settings": json.dumps(to_dict(settings), sort_keys=True),
+            "code_sha": code_hash("shared.dashboard")}
+
+
 def figure_output(writeup, name):
     """A figure's PNG output under results/, registered for the report with its caption file."""
     return report(

@@ -124,7 +124,8 @@ def claims_table(rows: list[Row], robust: Mapping[str, Any] | None) -> str:
 
 
 def build_report(profile: str, rows: list[Row], scorecard_png: Path,
-                 robust: Mapping[str, Any] | None, curves: Mapping[str, Path]) -> str:
+                 robust: Mapping[str, Any] | None, curves: Mapping[str, Path],
+                 dashboards: Mapping[str, Path]) -> str:
     """The whole page."""
     n = counts(rows)
     sweep = (f"Seed sweep: {robust['counts']['reproduced']} of {robust['counts']['applicable']} "
@@ -149,6 +150,11 @@ def build_report(profile: str, rows: list[Row], scorecard_png: Path,
         body += [f"<h2 id='{w}'>{html.escape(m.title)}</h2>", original_line(readme),
                  "<h3>Method</h3>", f"<section class='method'>{method_section(readme)}</section>",
                  "<h3>Figures</h3>"]
+        if w in dashboards:
+            # figures/report.html sits beside figures/<write-up>/dashboard.html.
+            body.append(f"<p><a class='dashboard' href='{w}/dashboard.html'>Feature dashboard"
+                        "</a>: top contexts, activation histogram and logit effects of a spread "
+                        "of the SAE's live features.</p>")
         for name, what in pipeline.figures(w).items():
             png = Path(pipeline.results_dir(profile, w)) / "figures" / f"{name}.png"
             caption = folder / "captions" / f"{name}.rst"
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--robustness", type=Path, help="a seed sweep's robustness_<profile>.json")
     ap.add_argument("--curves", type=Path, nargs="*", default=[],
                     help="results/<profile>/<write-up>/curves/training_curves.png files")
+    ap.add_argument("--dashboards", type=Path, nargs="*", default=[],
+                    help="results/<profile>/<write-up>/dashboard/dashboard.html files")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     profile = check_profile(args.profile)
@@ -189,7 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{args.robustness}: a sweep of profile {robust.get('profile')!r}, not {profile!r}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     curves = {p.parent.parent.name: p for p in args.curves}
-    args.out.write_text(build_report(profile, rows, args.scorecard_figure, robust, curves))
+    dashboards = {p.parent.parent.name: p for p in args.dashboards}
+    args.out.write_text(build_report(profile, rows, args.scorecard_figure, robust, curves,
+                                     dashboards))
     print(f"report ({profile}): {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
 

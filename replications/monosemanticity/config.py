@@ -25,6 +25,7 @@ from replications.monosemanticity.analysis import AnalysisSettings
 from replications.monosemanticity.case_studies import CaseStudySettings
 from shared.config import check, load_profile
 from shared.corpus import CorpusConfig
+from shared.dashboard_config import DashboardSettings
 from shared.lm_train import StandInConfig
 from shared.sae import SAEConfig
 from shared.tokenizer import TokenizerConfig
@@ -153,6 +154,7 @@ class Config:
     analysis: AnalysisSettings
     case_studies: CaseStudySettings
     figures: FigureSettings
+    dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
         check(self.sae.n_instances == 1, "sae.l1_coeffs: one SAE per run (one coefficient)")

@@ -109,6 +109,7 @@ else:
             **config_params(
                 "monosemanticity.analysis", "monosemanticity.buffer",
                 "monosemanticity.case_studies", "monosemanticity.corpus",
+                "monosemanticity.dashboard",
                 "monosemanticity.figures", "monosemanticity.lm", "monosemanticity.model",
                 "monosemanticity.orthogonal", "monosemanticity.sae", "monosemanticity.second_seed",
                 "monosemanticity.tokenizer", "monosemanticity.train",
@@ -269,7 +270,8 @@ rule mono_figures:
         code_sha=code_hash("replications.monosemanticity.scripts.make_figures"),
         **config_params(
             "monosemanticity.analysis", "monosemanticity.buffer", "monosemanticity.case_studies",
-            "monosemanticity.corpus", "monosemanticity.figures", "monosemanticity.lm",
+            "monosemanticity.corpus", "monosemanticity.dashboard", "monosemanticity.figures",
+            "monosemanticity.lm",
             "monosemanticity.model", "monosemanticity.orthogonal", "monosemanticity.sae",
             "monosemanticity.second_seed", "monosemanticity.tokenizer", "monosemanticity.train",
         ),
@@ -312,6 +314,38 @@ rule mono_metrics:
         "python -m shared.merge_metrics --out {output} sae={input.sae} "
         "sae_seed2={input.seed2} sae_orthogonal={input.orthogonal} "
         "analysis={input.analysis} lm={input.lm}:final 2>&1 | tee {log}"
+
+
+rule mono_dashboard:
+    """Feature dashboard of the SAE: top contexts, activation histogram and logit effects of a
+    spread of live features (shared.dashboard), linked from the report."""
+    input:
+        tokens=MONO_TOKENS,
+        model=MONO_MODEL_INPUT,
+        sae=list(MONO_SAE["main"].values()),
+        code=code_inputs("shared.dashboard"),
+    output:
+        f"{MONO_R}/dashboard/dashboard.html",
+    params:
+        model=model_arg(MONO.model.name),
+        sae=f"{MONO_R}/sae/main",
+        title=f"Monosemanticity SAE ({PROFILE} profile): feature dashboard",
+        **dashboard_rule_params("monosemanticity", MONO.dashboard),
+    log:
+        f"{LOGS}/monosemanticity/dashboard.log",
+    threads: 1
+    resources:
+        mem_mb=MONO_MEM,
+        gpu=MONO_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m shared.dashboard --model {params.model} --sae {params.sae} "
+        "--tokens {input.tokens} --title {params.title:q} --settings {params.settings:q} "
+        "--out {output} --threads {threads} 2>&1 | tee {log}"
+
+
+DASHBOARDS["monosemanticity"] = rules.mono_dashboard.output[0]
 
 
 rule mono_all:

@@ -26,6 +26,7 @@ from typing import Literal
 from replications.steering.docs import DocsConfig
 from shared.config import check, load_profile
 from shared.corpus import CorpusConfig
+from shared.dashboard_config import DashboardSettings
 from shared.lm_train import StandInConfig
 from shared.sae import SAEConfig
 from shared.tokenizer import TokenizerConfig
@@ -280,6 +281,7 @@ class Config:
     loss: LossConfig
     frontier: FrontierConfig
     figures: FigureSettings
+    dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
         check(self.sae.n_instances == 1, "sae.l1_coeffs: one SAE (one coefficient)")

@@ -323,7 +323,8 @@ rule steer_figures:
         figure_dir=lambda wildcards, output: str(Path(output[0]).parent),
         code_sha=code_hash("replications.steering.scripts.make_figures"),
         **config_params(
-            "steering.analysis", "steering.anger", "steering.corpus", "steering.data",
+            "steering.analysis", "steering.anger", "steering.corpus", "steering.dashboard",
+            "steering.data",
             "steering.docs", "steering.figures", "steering.frontier", "steering.layer_sweep",
             "steering.lm", "steering.loss", "steering.model", "steering.sae", "steering.sae_run",
             "steering.sampling", "steering.tokenizer", "steering.weddings",
@@ -368,6 +369,38 @@ rule steer_metrics:
         "anger={input.frontiers}:anger weddings={input.frontiers}:weddings "
         "layer_sweep={input.sweep} {params.extra} "
         "2>&1 | tee {log}"
+
+
+rule steer_dashboard:
+    """Feature dashboard of the SAE: top contexts, activation histogram and logit effects of a
+    spread of live features (shared.dashboard), linked from the report."""
+    input:
+        tokens=STEER_TOKENS,
+        model=STEER_MODEL_INPUT,
+        sae=list(rules.steer_sae.output),
+        code=code_inputs("shared.dashboard"),
+    output:
+        f"{STEER_R}/dashboard/dashboard.html",
+    params:
+        model=model_arg(STEER.model.name),
+        sae=STEER_SAE_DIR,
+        title=f"Steering SAE ({PROFILE} profile): feature dashboard",
+        **dashboard_rule_params("steering", STEER.dashboard),
+    log:
+        f"{LOGS}/steering/dashboard.log",
+    threads: 1
+    resources:
+        mem_mb=STEER_MEM,
+        gpu=STEER_GPU,
+    conda:
+        ENV
+    shell:
+        "python -m shared.dashboard --model {params.model} --sae {params.sae} "
+        "--tokens {input.tokens} --title {params.title:q} --settings {params.settings:q} "
+        "--out {output} --threads {threads} 2>&1 | tee {log}"
+
+
+DASHBOARDS["steering"] = rules.steer_dashboard.output[0]
 
 
 rule steer_all:

@@ -54,3 +54,19 @@ def test_report_loads_with_every_image_and_no_console_errors(built, browser):
     for w in pipeline.WRITEUPS:
         for claim in load_claims(pipeline.ROOT / pipeline.claims_path(w)).claims:
             assert claim.id in text, (w, claim.id)
+
+
+def test_dashboards_are_linked_and_load(built, browser):
+    page: Path = built / "figures" / "report.html"
+    browser.get(page.resolve().as_uri())
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a.dashboard')).map(a => a.href)")
+    assert len(links) == 2  # monosemanticity and steering
+    for link in links:
+        browser.get(link)
+        assert browser.execute_script("return document.readyState") == "complete"
+        sections = browser.execute_script("return document.querySelectorAll('section').length")
+        contexts = browser.execute_script("return document.querySelectorAll('.ctx').length")
+        bars = browser.execute_script("return document.querySelectorAll('svg rect').length")
+        assert sections >= 4 and contexts >= sections and bars > 0, link
+        assert browser.get_log("browser") == [], link
