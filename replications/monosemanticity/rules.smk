@@ -328,7 +328,7 @@ rule mono_dashboard:
         f"{MONO_R}/dashboard/dashboard.html",
     params:
         model=model_arg(MONO.model.name),
-        sae=f"{MONO_R}/sae/main",
+        sae=lambda wildcards, input: str(Path(input.sae[0]).parent),
         title=f"Monosemanticity SAE ({PROFILE} profile): feature dashboard",
         **dashboard_rule_params("monosemanticity", MONO.dashboard),
     log:

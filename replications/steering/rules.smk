@@ -383,7 +383,7 @@ rule steer_dashboard:
         f"{STEER_R}/dashboard/dashboard.html",
     params:
         model=model_arg(STEER.model.name),
-        sae=STEER_SAE_DIR,
+        sae=lambda wildcards, input: str(Path(input.sae[0]).parent),
         title=f"Steering SAE ({PROFILE} profile): feature dashboard",
         **dashboard_rule_params("steering", STEER.dashboard),
     log:
