@@ -7,6 +7,7 @@
 # seed sweep:      snakemake --cores all robustness/ [--config robustness_seeds=3]
 # On a cluster: --profile profiles/slurm (rules declare threads, mem_mb, gpu; the profile runtime).
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -124,8 +125,14 @@ rule scorecard:
 
 
 # A seed sweep's table of this profile, when one has been built (the report shows its counts;
-# not an input, which would make every build run the sweep).
+# not an input, which would make every build run the sweep). Its content hash is a param, so a
+# new or rebuilt sweep reruns the report.
 ROBUSTNESS_JSON = f"results/{BASE_PROFILE}/robustness/robustness_{PROFILE}.json"
+
+
+def robustness_sha(wildcards):
+    path = Path(ROBUSTNESS_JSON)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 rule report_html:
@@ -149,6 +156,7 @@ rule report_html:
         profile=PROFILE,
         robustness=lambda wildcards: (f"--robustness {ROBUSTNESS_JSON}"
                                       if Path(ROBUSTNESS_JSON).is_file() else ""),
+        robustness_sha=robustness_sha,
         code_sha=code_hash("shared.report"),
     log:
         f"{LOGS}/report.log",

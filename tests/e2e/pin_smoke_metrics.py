@@ -54,8 +54,9 @@ HEADER = """\
 #            metrics files are byte-identical run to run on one machine.
 # tolerance: floats pass when |got - pinned| <= abs + rel * |pinned|; booleans, integers and
 #            statuses compare exactly. `overrides` maps a key or an fnmatch pattern
-#            (`<write-up>:<dotted key>`) to its own {abs, rel}, for quantities known to be noisy
-#            across CPU models; an exact key wins over a pattern, then patterns in file order.
+#            (`<write-up>:<dotted key>`) to its own {abs, rel} and a `why` (required): the
+#            quantities measured to move with the CPU model; an exact key wins over a pattern,
+#            then patterns in file order.
 # exclude:   patterns of keys left out, each with why (things that change run to run or machine
 #            to machine, not results).
 """
@@ -104,15 +105,14 @@ def collect(results: Path, writeups: tuple[str, ...] | None = None) -> dict[str,
 class Pin:
     values: dict[str, Any]  # flat key -> pinned value
     default: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_TOLERANCE))
-    overrides: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # key or pattern -> {abs, rel, why}
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     exclude: dict[str, str] = dataclasses.field(default_factory=dict)  # pattern -> why
 
     def tolerance(self, key: str) -> dict[str, float]:
-        if key in self.overrides:
-            return {**self.default, **self.overrides[key]}
-        for pattern, tol in self.overrides.items():
-            if fnmatch.fnmatchcase(key, pattern):
-                return {**self.default, **tol}
+        for pattern, tol in sorted(self.overrides.items(), key=lambda kv: kv[0] != key):
+            if pattern == key or fnmatch.fnmatchcase(key, pattern):
+                return {**self.default, **{k: v for k, v in tol.items() if k != "why"}}
         return self.default
 
     def excluded(self, key: str) -> bool:
@@ -144,6 +144,10 @@ def _flat(nested: Mapping[str, Any]) -> dict[str, Any]:
 def load_pin(path: Path = PIN_FILE) -> Pin:
     data = yaml.safe_load(Path(path).read_text()) or {}
     tol = data.get("tolerance") or {}
+    for pattern, entry in (tol.get("overrides") or {}).items():
+        if not isinstance(entry, Mapping) or not str(entry.get("why") or "").strip():
+            raise ValueError(f"{path}: tolerance override {pattern!r} needs a `why` (what was "
+                             "measured to move it)")
     return Pin(values=_flat(data), default={**DEFAULT_TOLERANCE, **(tol.get("default") or {})},
                overrides=dict(tol.get("overrides") or {}), exclude=dict(data.get("exclude") or {}))
 

@@ -42,6 +42,13 @@ def test_two_seed_sweep_scores_every_claim_on_both_seeds(built):
     # The seeds differ where a seed matters (the DAG ran again, not a copy of seed 0).
     assert any(s["values"][0] != s["values"][1]
                for claims in table["writeups"].values() for s in claims.values())
+    # The report picks the sweep up: figures/ plans only the report (and the copy), which then
+    # shows how many claims hold on both seeds; the shared build is settled again afterwards.
+    dry = run(["snakemake", "-n", "figures/", "--config", "profile=smoke"], built)
+    assert "report_html" in dry.stdout and "rule scorecard:" not in dry.stdout, dry.stdout[-2000:]
+    res = run(["snakemake", "--cores", "2", "figures/", "--config", "profile=smoke"], built)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "holds on all 2 seeds" in (built / "figures/report.html").read_text()
 
 
 def has_key(metrics: dict, dotted: str) -> bool:

@@ -104,14 +104,14 @@ def test_repin_round_trips_and_keeps_tolerances_overrides_and_exclusions(tmp_pat
     monkeypatch.setattr(guard.pipeline, "WRITEUPS", ("w",))
     pin_file = tmp_path / "pin.yaml"
     pin_file.write_text(guard.dump_pin(_pin({}, default={"abs": 1e-7, "rel": 1e-5},
-                                            overrides={"w:tiny": {"abs": 1e-9}},
+                                            overrides={"w:tiny": {"abs": 1e-9, "why": "t"}},
                                             exclude={"w:*.seconds": "wall-clock time"})))
     guard.main([str(results), "--out", str(pin_file)])
     pin = guard.load_pin(pin_file)
     assert pin.values == {"w:a.loss": 0.1234567891, "w:a.steps": 3, "w:ok": True,
                           "w:tiny": 1e-12, "scorecard:w.c1": "pass"}
     assert pin.default == {"abs": 1e-7, "rel": 1e-5}
-    assert pin.overrides == {"w:tiny": {"abs": 1e-9}}
+    assert pin.overrides == {"w:tiny": {"abs": 1e-9, "why": "t"}}
     assert pin.exclude == {"w:*.seconds": "wall-clock time"}
     assert pin_file.read_text().startswith(guard.HEADER)
     assert guard.compare(pin, guard.collect(results)) == []
@@ -132,3 +132,10 @@ def test_repin_refuses_another_profiles_results(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="'default' profile's results, not smoke's"):
         guard.main([str(tmp_path), "--out", str(tmp_path / "pin.yaml")])
     assert not (tmp_path / "pin.yaml").exists()
+
+
+def test_an_override_without_why_is_refused(tmp_path):
+    pin_file = tmp_path / "pin.yaml"
+    pin_file.write_text(guard.dump_pin(_pin({}, overrides={"w:tiny": {"abs": 1e-9}})))
+    with pytest.raises(ValueError, match="needs a `why`"):
+        guard.load_pin(pin_file)
