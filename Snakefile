@@ -7,7 +7,6 @@
 # seed sweep:      snakemake --cores all robustness/ [--config robustness_seeds=3]
 # On a cluster: --profile profiles/slurm (rules declare threads, mem_mb, gpu; the profile runtime).
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -130,11 +129,6 @@ rule scorecard:
 ROBUSTNESS_JSON = f"results/{BASE_PROFILE}/robustness/robustness_{PROFILE}.json"
 
 
-def robustness_sha(wildcards):
-    path = Path(ROBUSTNESS_JSON)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-
-
 rule report_html:
     """One self-contained HTML page: the summary, then per write-up its method, figures with
     captions, and claims, published beside reproduced."""
@@ -156,7 +150,7 @@ rule report_html:
         profile=PROFILE,
         robustness=lambda wildcards: (f"--robustness {ROBUSTNESS_JSON}"
                                       if Path(ROBUSTNESS_JSON).is_file() else ""),
-        robustness_sha=robustness_sha,
+        robustness_sha=content_hash(ROBUSTNESS_JSON),
         code_sha=code_hash("shared.report"),
     log:
         f"{LOGS}/report.log",

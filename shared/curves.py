@@ -10,7 +10,8 @@ A run's history is the JSON its training rule writes: a list of rows (`{"step": 
 picks a nested one). Each run becomes a DVCLive folder `DIR/<run>/` (metrics per step as TSV, no
 timestamps, so the files are byte-stable and `dvc plots show` reads them), and the figure has
 one panel per kind of metric the runs log (loss, L0, dead fraction, accuracy), one line per run.
-Throughput is not in these files: the logs and each rule's benchmark file hold wall time.
+Throughput is not in these files (they hold no timings): a checkpointed run's live log
+(shared.live) has it per logged step, and each rule's benchmark file has its wall time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PANELS: dict[str, re.Pattern[str]] = {
     "loss": re.compile(r"^(loss|val_loss|loss_mean)$"),
     "L0": re.compile(r"^(l0|eval/l0)$"),
     "dead fraction": re.compile(r"^(dead|dead_frac|eval/dead_frac)$"),
-    "accuracy": re.compile(r"^(acc|acc_last|train_acc|test_acc|accuracy)$"),
+    "accuracy": re.compile(r"^(acc|acc_last|train_acc|test_acc|heldout_acc|accuracy)$"),
 }
 
 

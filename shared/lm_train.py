@@ -203,6 +203,7 @@ def train_lm(
         step_fn, cfg.train.n_steps, trainer.state(), checkpoint_path,
         fingerprint(cfg, d_vocab, data_id), checkpoint_every=cfg.train.checkpoint_every,
         log_every=cfg.train.log_every, desc=desc,
+        per_step=("tokens", cfg.train.batch_size * trainer.seq_len),
     )
     steps_run = cfg.train.n_steps - (started if started is not None else cfg.train.n_steps)
     elapsed = time.perf_counter() - t0

@@ -466,6 +466,7 @@ def train_sae(
     history = train_loop(
         trainer.step, cfg.n_steps, trainer.state(), checkpoint_path, fingerprint,
         checkpoint_every=checkpoint_every, log_every=log_every, desc=desc,
+        per_step=("activations", cfg.batch_size),
     )
     return trainer.sae, history
 

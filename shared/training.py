@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from shared.io import load_metadata, load_tensors, save_tensors
+from shared.live import open_live
 
 
 class TrainingDiverged(RuntimeError):
@@ -260,6 +261,7 @@ def train_loop(
     checkpoint_every: int = 1000,
     log_every: int = 100,
     desc: str = "train",
+    per_step: tuple[str, int] | None = None,
 ) -> list[dict[str, float]]:
     """Run `step_fn(step)` for steps [start, n_steps), resuming from a checkpoint if present.
 
@@ -270,6 +272,8 @@ def train_loop(
     raises KeyboardInterrupt); it is removed once the loop completes (the caller saves outputs).
     A hard kill loses at most `checkpoint_every` steps. A non-finite logged metric, or a
     non-finite state at a checkpoint or at the end, raises TrainingDiverged (module docstring).
+    A checkpointed run also logs live (shared.live), with its throughput in `per_step` units
+    (("tokens", 4096): one step consumes 4096 tokens).
     """
     start, history = 0, list[dict[str, float]]()
     if checkpoint_path is not None:
@@ -278,6 +282,9 @@ def train_loop(
             start, history = restored
             print(f"[checkpoint] resuming {desc} at step {start}/{n_steps}", file=sys.stderr)
     good = start  # the step of the last good checkpoint (0: none)
+    live = open_live(checkpoint_path, per_step)
+    if live is not None:
+        live.start(start, history)
 
     def diverged(what: str, step: int) -> TrainingDiverged:
         kept = (f"the last good checkpoint (step {good}) is kept at {checkpoint_path}"
@@ -299,6 +306,8 @@ def train_loop(
                     if non_finite:
                         raise diverged(f"{non_finite[0]} = {row[non_finite[0]]}", step)
                     history.append(row)
+                    if live is not None:
+                        live.row(step, row)
                     shown = {k: f"{v:.3g}" for k, v in list(row.items())[1:4]}
                     bar.set_postfix(shown, refresh=False)
                 bar.update(1)
@@ -316,6 +325,8 @@ def train_loop(
                     raise KeyboardInterrupt(f"{desc} stopped by signal at step {done}")
     finally:
         bar.close()
+        if live is not None:
+            live.close()
     bad = _first_bad(state)
     if bad is not None:
         raise diverged(f"non-finite values in {bad}", n_steps)

@@ -114,7 +114,7 @@ def train(cfg: Config, mode: Mode, md: ModeData, checkpoint_path: Path | None,
     history = train_loop(
         step_fn, n_steps, {"model": model, "opt": opt, "sched": sched}, checkpoint_path,
         fingerprint(cfg, mode), checkpoint_every=t.checkpoint_every, log_every=t.log_every,
-        desc=f"caesar {mode}",
+        desc=f"caesar {mode}", per_step=("sequences", t.batch_size),
     )
     model.eval()
     return model, history

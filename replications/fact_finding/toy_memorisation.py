@@ -297,6 +297,10 @@ def run(s: MemorisationSettings) -> dict:
             "heldout_curve": res.heldout_accuracy, "loss_curve": res.loss,
             "train_accuracy": res.train_accuracy[-1],
             "heldout_accuracy": res.heldout_accuracy[-1], "final_loss": res.loss[-1],
+            # The same curves as rows, as shared.curves reads a training history.
+            "history": [{"step": st, "loss": lo, "train_acc": a, "heldout_acc": h}
+                        for st, lo, a, h in zip(res.steps, res.loss, res.train_accuracy,
+                                                res.heldout_accuracy, strict=True)],
             "probe_label": probes["label"], "probe_first": probes["first"],
             "readout_label": probes["readout"],
         }

@@ -126,7 +126,8 @@ def train(cfg: Config, checkpoint_path: Path | None, device: torch.device | str 
     history = train_loop(step_fn, t.epochs, {"model": model, "opt": opt, "sched": sched},
                          checkpoint_path,
                          fingerprint(cfg), checkpoint_every=t.checkpoint_every,
-                         log_every=t.log_every, desc="grid")
+                         log_every=t.log_every, desc="grid",
+                         per_step=("sequences", int(x_train.shape[0])))
     model.eval()
     return model, history
 

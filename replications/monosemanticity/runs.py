@@ -232,7 +232,7 @@ def train_run(
     t0 = time.perf_counter()
     history = train_loop(step_fn, sae_cfg.n_steps, state, checkpoint, fingerprint,
                          checkpoint_every=cfg.train.checkpoint_every, log_every=log_every,
-                         desc=desc)
+                         desc=desc, per_step=("tokens", sae_cfg.batch_size))
     return RunResult(trainer.sae, history, time.perf_counter() - t0)
 
 

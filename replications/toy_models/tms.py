@@ -167,6 +167,7 @@ def train_tms(
     history = train_loop(
         step_fn, n_steps, {"model": model, "opt": opt}, checkpoint_path, fingerprint,
         checkpoint_every=checkpoint_every, log_every=log_every, desc=desc,
+        per_step=("samples", batch_size),
     )
     return model, history
 

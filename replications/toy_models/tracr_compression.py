@@ -286,7 +286,7 @@ def train_compression(
     history = train_loop(
         step_fn, cfg.n_steps, {"compressors": comp, "opt": opt, "sched": sched},
         checkpoint_path, fingerprint, checkpoint_every=cfg.checkpoint_every,
-        log_every=cfg.log_every, desc=desc,
+        log_every=cfg.log_every, desc=desc, per_step=("sequences", cfg.batch_size),
     )
     acc, seq_acc, loss = evaluate(model, info, domain, comp, cfg.eval_chunk)
     unc_acc, unc_loss = evaluate_uncompressed(model, info, domain)
