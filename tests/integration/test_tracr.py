@@ -17,6 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from replications.toy_models.tracr_check import (
+    agrees_with_rasp,
+    compile_and_convert,
+    perturbed_copy,
+)
 from replications.toy_models.tracr_compression import (
     CompressionConfig,
     Compressors,
@@ -27,11 +32,8 @@ from replications.toy_models.tracr_models import (
     PAD,
     TracrConfig,
     TracrSAEConfig,
-    agrees_with_rasp,
-    compile_and_convert,
     load_converted,
     masked_mean,
-    perturbed_copy,
     run_converted,
     save_converted,
 )

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     args, cfg, _ = open_inputs(p, argv)
     # Imported after the config so a bad profile fails before jax loads.
-    from replications.toy_models.tracr_models import compile_and_convert, describe, save_converted
+    from replications.toy_models.tracr_check import compile_and_convert
+    from replications.toy_models.tracr_models import describe, save_converted
 
     if args.program not in cfg.tracr.programs:
         fail(f"tracr_compile: program {args.program!r} is not in tracr.programs "
