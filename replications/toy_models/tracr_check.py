@@ -4,7 +4,7 @@
 every input of the domain (logits, residual stream after every sublayer, decoded outputs) and
 with the RASP program's own outputs; `perturbed_copy` / `control_rasp_agreement` are the
 negative control (the same agreement for a copy with noisy weights must fall below exact).
-`compile_and_convert` is the compile stage end to end: compile and convert (tracr_models),
+`compile_and_convert` is the compile stage end to end: compile and convert (tracr_convert),
 check, and return the model, its metadata and the domain with its ground truth.
 """
 
@@ -18,15 +18,17 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from replications.toy_models.tracr_models import (
-    PAD,
+from replications.toy_models.tracr_convert import (
     Compiled,
-    Domain,
-    TracrConfig,
-    TracrModelInfo,
     _np,
     compile_program,
     convert_to_hooked_transformer,
+)
+from replications.toy_models.tracr_models import (
+    PAD,
+    Domain,
+    TracrConfig,
+    TracrModelInfo,
     encode_domain,
     enumerate_domain,
     masked_mean,
