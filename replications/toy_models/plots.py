@@ -1,11 +1,12 @@
-"""The toy-models write-up's figures: TMS geometry and feature dimensionality (tms.py), and the
-SAE-on-TMS sweeps (sae_tms.py). Each function returns a matplotlib figure; the scripts save it
-with shared.figures.save_figure.
+"""The toy-models write-up's figures: TMS geometry and feature dimensionality (tms.py), the
+SAE-on-TMS sweeps (sae_tms.py), and the Tracr compression sweeps (tracr_compression.py: accuracy
+and learned singular values vs width). Each function returns a matplotlib figure; the scripts
+save it with shared.figures.save_figure.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -215,4 +216,85 @@ def resampling_figure(study: dict[str, Any]) -> plt.Figure:
     ax.set_ylabel("MMCS (best L1; mean ± sd over seeds)")
     ax.set_title("SAE of width = represented features: effect of resampling", fontsize=10)
     ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+def plot_accuracy(results: Sequence[dict[str, Any]]) -> Any:
+    """Task accuracy vs compressed width, one line per program; d_model dashed, uncompressed *."""
+    import matplotlib.pyplot as plt
+
+    from shared.figures import PALETTE
+
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
+    for i, r in enumerate(results):
+        colour = PALETTE[i % len(PALETTE)]
+        kind = "CE" if r["categorical"] else "MSE"
+        n_restarts = len(r["restart_accuracy"][0])
+        if n_restarts > 1:
+            xs = [w for w, accs in zip(r["widths"], r["restart_accuracy"]) for _ in accs]
+            ys = [a for accs in r["restart_accuracy"] for a in accs]
+            ax.scatter(xs, ys, s=7, color=colour, alpha=0.3, linewidths=0, zorder=1)
+        ax.plot(r["widths"], r["accuracy"], "-o", ms=3, color=colour, zorder=3,
+                label=f"{r['program']} ({kind} loss): per position")
+        ax.plot(r["widths"], r["sequence_accuracy"], ":", lw=1.1, color=colour, zorder=2,
+                label=f"{r['program']}: whole sequence")
+        ax.axvline(r["d_model"], ls="--", lw=0.9, color=colour, zorder=0)
+        ax.plot([r["d_model"]], [r["uncompressed_accuracy"]], marker="*", ms=12, color=colour,
+                markeredgecolor="black", markeredgewidth=0.5, ls="", zorder=4,
+                label=f"{r['program']} uncompressed (d_model={r['d_model']})")
+    target = results[0]["summary"]["accuracy_target"]
+    ax.axhline(target, ls=(0, (1, 3)), lw=0.9, color="0.4", zorder=0,
+               label=f"{100 * target:g}% accuracy target")
+    ax.set_xlabel("compressed residual width")
+    ax.set_ylabel("accuracy on every input of the domain")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlim(0, max(r["d_model"] for r in results) + 1)
+    restarts = len(results[0]["restart_accuracy"][0])
+    note = f"; dots: all {restarts} restarts, line: lowest loss" if restarts > 1 else ""
+    ax.set_title(f"Tracr compression, one W for every residual read and write{note}",
+                 fontsize=8.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_singular_values(results: Sequence[dict[str, Any]]) -> Any:
+    """Singular values of each learned W (normalised by the largest), one panel per program.
+
+    Panels share the y-axis so the spectra compare directly; a dotted line marks the number of
+    residual dimensions of the output variable (where a CE-trained W's large values end).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.8 * len(results), 3.9), squeeze=False,
+                             sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for ax, r in zip(axes[0], results):
+        norm = colors.Normalize(vmin=min(r["widths"]), vmax=r["d_model"])
+        for w, svs in zip(r["widths"], r["singular_values"]):
+            if w < 2:
+                continue
+            rel = [s / svs[0] for s in svs]
+            ax.plot(range(1, w + 1), rel, "-", marker=".", ms=3, lw=0.9, color=cmap(norm(w)))
+        n_out = r.get("n_output_dims")
+        if n_out:
+            ax.axvline(n_out, ls=":", lw=1.0, color="0.25")
+            ax.annotate(f"output dims ({n_out})", xy=(n_out, 1.0), xytext=(4, -2),
+                        textcoords="offset points", fontsize=7, va="top", color="0.25")
+        ax.set_yscale("log")
+        ax.set_xlabel("singular value index")
+        s = r["summary"]
+        kind = "categorical, CE loss" if r["categorical"] else "numerical, MSE loss"
+        ax.set_title(
+            f"{r['program']} ({kind}, d_model={r['d_model']})\n"
+            f"width {s['mid_width']}: s1/s2 = {s['sv_ratio_at_mid_width']:.2f}, "
+            f"s1/median = {s['sv_top_to_median_at_mid_width']:.2f}\n"
+            f"top singular direction {100 * s['top_output_share_at_mid_width']:.0f}% "
+            f"on the output variable", fontsize=8)
+        fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="compressed width")
+    axes[0][0].set_ylabel("singular value / largest")
+    fig.suptitle("Singular values of the learned compression matrix W (one line per width)",
+                 fontsize=10)
+    fig.tight_layout()
     return fig

@@ -24,11 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sv-figure", type=Path, required=True)
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
-    from replications.toy_models.tracr_compression import (
-        compression_metrics,
-        plot_accuracy,
-        plot_singular_values,
-    )
+    from replications.toy_models.plots import plot_accuracy, plot_singular_values
+    from replications.toy_models.tracr_compression import compression_metrics
 
     results = [read_json(path) for path in args.results]
     write_json(args.metrics, compression_metrics(results))
