@@ -38,6 +38,41 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _field(section: str, name: str) -> str:
+    return f"{section}.{name}" if section else name
+
+
+def check_at_least(cfg: Any, section: str, **lows: float) -> None:
+    """`check` each `cfg.<name> >= low`, in order: '<section>.<name> must be non-negative' for a
+    low of 0, else '... must be at least <low>' (an empty `section` adds no prefix)."""
+    for name, low in lows.items():
+        bound = "non-negative" if low == 0 else f"at least {low}"
+        check(getattr(cfg, name) >= low, f"{_field(section, name)} must be {bound}")
+
+
+def check_positive(cfg: Any, section: str, *names: str) -> None:
+    """`check` each `cfg.<name> > 0`, in order: '<section>.<name> must be positive'."""
+    for name in names:
+        check(getattr(cfg, name) > 0, f"{_field(section, name)} must be positive")
+
+
+def check_lr_decay(cfg: Any, section: str) -> None:
+    """The checks of a training section whose rate decays from `lr` to `lr_end`, with a
+    `weight_decay` and `checkpoint_every` / `log_every` cadences (messages name `section`)."""
+    check(cfg.lr > 0 and 0 <= cfg.lr_end <= cfg.lr, f"{section} needs lr > 0, 0 <= lr_end <= lr")
+    check_at_least(cfg, section, weight_decay=0)
+    check(cfg.checkpoint_every >= 1 and cfg.log_every >= 1,
+          f"{section}.checkpoint_every and log_every must be positive")
+
+
+def check_open_interval(cfg: Any, section: str, **bounds: tuple[float, float]) -> None:
+    """`check` each `low < cfg.<name> < high`, in order: '<section>.<name> must lie in
+    (<low>, <high>)'."""
+    for name, (low, high) in bounds.items():
+        check(low < getattr(cfg, name) < high,
+              f"{_field(section, name)} must lie in ({low}, {high})")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

@@ -1,4 +1,4 @@
-"""Atomic file writes: safetensors tensors and JSON metrics.
+"""Atomic file writes (safetensors tensors, JSON metrics) and file digests.
 
 Everything is written to a temporary file and renamed, so a killed job never leaves a
 half-written output that a later run would trust.
@@ -6,6 +6,7 @@ half-written output that a later run would trust.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -111,6 +112,15 @@ def write_json(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (large files stay out of memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: Path) -> Any:

@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor, nn
 
-from shared.config import check, config_hash, to_dict
+from shared.config import check, check_at_least, check_positive, config_hash, to_dict
 from shared.io import write_json
 from shared.lm import LMConfig, build_model
 from shared.runtime import step_generator
@@ -53,14 +53,14 @@ class LMTrainConfig:
         check(self.lr > 0 and 0 <= self.min_lr_fraction <= 1,
               "lr must be positive and min_lr_fraction in [0, 1]")
         check(0 <= self.warmup_steps < self.n_steps, "warmup_steps must be in [0, n_steps)")
-        check(self.weight_decay >= 0, "weight_decay must be non-negative")
+        check_at_least(self, "", weight_decay=0)
         check(all(0 <= b < 1 for b in self.adam_betas), "adam_betas must lie in [0, 1)")
-        check(self.grad_clip > 0, "grad_clip must be positive")
+        check_positive(self, "", "grad_clip")
         check(self.log_every >= 1 and self.eval_every % self.log_every == 0 and self.eval_every > 0,
               "eval_every must be a positive multiple of log_every")
         check(self.eval_rows >= 1 and self.checkpoint_every >= 1,
               "eval_rows and checkpoint_every must be positive")
-        check(self.seed >= 0, "seed must be non-negative")
+        check_at_least(self, "", seed=0)
 
 
 @dataclasses.dataclass(frozen=True)

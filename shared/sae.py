@@ -81,6 +81,14 @@ class SAEConfig:
     def n_instances(self) -> int:
         return len(self.l1_coeffs)
 
+    def check_one_per_run(self, buffer: str, n_activations: int) -> None:
+        """For a write-up that trains one SAE per run from an activation buffer of
+        `n_activations` (its `buffer` section): one L1 coefficient, and room for two batches
+        (the buffer refills once half served)."""
+        check(self.n_instances == 1, "sae.l1_coeffs: one SAE per run (one coefficient)")
+        check(n_activations // 2 >= self.batch_size,
+              f"{buffer}.n_activations must be at least twice sae.batch_size")
+
 
 class SAE(nn.Module):
     """`n_instances` independent SAEs of one shape, evaluated together."""

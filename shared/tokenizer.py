@@ -14,7 +14,6 @@ TransformerLens can load it), `tokens.safetensors` (int32 tensors `train` and `v
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +25,7 @@ from torch import Tensor
 
 from shared.config import check, config_hash, to_dict
 from shared.corpus import DOC_SEPARATOR, read_documents
-from shared.io import load_tensors, read_json, save_tensors, write_json
+from shared.io import load_tensors, read_json, save_tensors, sha256_file, write_json
 
 BOS = "<|bos|>"
 EOS = DOC_SEPARATOR  # "<|endoftext|>", as in GPT-2
@@ -157,14 +156,6 @@ def encode_documents(
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train_and_tokenize(
     cfg: TokenizerConfig, corpus_dir: Path, out_dir: Path, label: str = ""
 ) -> dict:
@@ -183,7 +174,7 @@ def train_and_tokenize(
         split: pack_rows(encode_documents(tok, docs), cfg.seq_len, bos, eos)
         for split, docs in (("train", train_docs), ("val", val_docs))
     }
-    tok_sha = _sha256(tok_path)
+    tok_sha = sha256_file(tok_path)
     # Ids as scalar tensors, not safetensors metadata: metadata with several keys is written
     # in a varying order, and the file should be byte-identical when rebuilt.
     ids = {"bos_id": bos, "eos_id": eos, "pad_id": pad, "vocab_size": tok.get_vocab_size()}
@@ -196,9 +187,9 @@ def train_and_tokenize(
         "special_tokens": {t: tok.token_to_id(t) for t in SPECIAL_TOKENS},
         "rows": {split: int(r.shape[0]) for split, r in rows.items()},
         "tokens": {split: int(r.numel()) for split, r in rows.items()},
-        "corpus_sha256": {s: _sha256(corpus_dir / f"{s}.txt") for s in ("train", "val")},
+        "corpus_sha256": {s: sha256_file(corpus_dir / f"{s}.txt") for s in ("train", "val")},
         "tokenizer_sha256": tok_sha,
-        "tokens_sha256": _sha256(out_dir / "tokens.safetensors"),
+        "tokens_sha256": sha256_file(out_dir / "tokens.safetensors"),
     }
     corpus_manifest = corpus_dir / "manifest.json"
     if corpus_manifest.is_file():  # tests tokenize bare text files
@@ -228,7 +219,7 @@ def load_rows(path: Path) -> TokenRows:
     t = load_tensors(path)  # raises a one-line error when missing
     return TokenRows(
         train=t["train"], val=t["val"], bos_id=int(t["bos_id"]), eos_id=int(t["eos_id"]),
-        pad_id=int(t["pad_id"]), vocab_size=int(t["vocab_size"]), sha256=_sha256(path),
+        pad_id=int(t["pad_id"]), vocab_size=int(t["vocab_size"]), sha256=sha256_file(path),
     )
 
 

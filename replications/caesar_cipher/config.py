@@ -18,7 +18,13 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from shared.config import check, load_profile
+from shared.config import (
+    check,
+    check_at_least,
+    check_lr_decay,
+    check_open_interval,
+    load_profile,
+)
 
 CONFIG_DIR = Path(__file__).parent / "config"
 WRITEUP = "caesar_cipher"
@@ -36,11 +42,11 @@ class DataConfig:
     seed: int
 
     def __post_init__(self) -> None:
-        check(self.word_list_size >= 2, "data.word_list_size must be at least 2")
+        check_at_least(self, "data", word_list_size=2)
         check(self.seq_len >= 4, "data.seq_len must be at least 4 (one word and a space)")
         check(self.n_train >= 1 and self.n_val >= 1, "data.n_train and data.n_val must be positive")
-        check(0 < self.val_text_fraction < 0.5, "data.val_text_fraction must lie in (0, 0.5)")
-        check(self.seed >= 0, "data.seed must be non-negative")
+        check_open_interval(self, "data", val_text_fraction=(0, 0.5))
+        check_at_least(self, "data", seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +62,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check(self.n_layers >= 1 and self.n_heads >= 1, "model.n_layers and n_heads must be >= 1")
         check(self.d_model >= 1 and self.d_head >= 1, "model.d_model and d_head must be >= 1")
-        check(self.seed >= 0, "model.seed must be non-negative")
+        check_at_least(self, "model", seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +81,7 @@ class TrainConfig:
         check(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes),
               "train.modes must be distinct and not empty")
         check(self.epochs >= 1 and self.batch_size >= 1, "train.epochs and batch_size must be >= 1")
-        check(self.lr > 0 and 0 <= self.lr_end <= self.lr, "train needs lr > 0, 0 <= lr_end <= lr")
-        check(self.weight_decay >= 0, "train.weight_decay must be non-negative")
-        check(self.checkpoint_every >= 1 and self.log_every >= 1,
-              "train.checkpoint_every and log_every must be positive")
+        check_lr_decay(self, "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +91,10 @@ class AnalysisConfig:
     dla_position: int  # the post's "seq_pos=1" panel
 
     def __post_init__(self) -> None:
-        check(self.n_eval >= 2, "analysis.n_eval must be at least 2")
+        check_at_least(self, "analysis", n_eval=2)
         check("hard" not in self.circuit_modes,
               "analysis.circuit_modes: the word-level analyses need easy or medium")
-        check(self.dla_position >= 0, "analysis.dla_position must be non-negative")
+        check_at_least(self, "analysis", dla_position=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import hashlib
 import importlib.util
 import re
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 from shared import runtime
 from shared.corpus import CorpusSourceError
 from shared.corpus_sources import kjv_chapters
+from shared.io import sha256_file
 
 Mode = Literal["easy", "medium", "hard"]
 MODES: tuple[Mode, ...] = ("easy", "medium", "hard")
@@ -63,14 +63,6 @@ def vocab(mode: Mode) -> str:
 
 def d_vocab(mode: Mode) -> int:
     return len(vocab(mode))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_installed() -> bool:

@@ -20,7 +20,7 @@ from replications.fact_finding.circuit import CircuitSettings
 from replications.fact_finding.neurons import NeuronSettings
 from replications.fact_finding.toy_memorisation import MemorisationSettings
 from replications.fact_finding.world import WorldConfig
-from shared.config import check, load_profile
+from shared.config import check, check_at_least, load_profile
 from shared.corpus import CorpusConfig
 from shared.lm_train import StandInConfig
 from shared.tokenizer import TokenizerConfig
@@ -56,8 +56,7 @@ class PaperData:
     seed: int  # seeds the made-up names' sample
 
     def __post_init__(self) -> None:
-        check(self.n_made_up >= 1, "paper_data.n_made_up must be at least 1")
-        check(self.seed >= 0, "paper_data.seed must be non-negative")
+        check_at_least(self, "paper_data", n_made_up=1, seed=0)
 
 
 @dataclasses.dataclass(frozen=True)

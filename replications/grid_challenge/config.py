@@ -17,7 +17,14 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from shared.config import check, load_profile
+from shared.config import (
+    check,
+    check_at_least,
+    check_lr_decay,
+    check_open_interval,
+    check_positive,
+    load_profile,
+)
 
 CONFIG_DIR = Path(__file__).parent / "config"
 WRITEUP = "grid_challenge"
@@ -29,8 +36,8 @@ class DataConfig:
     seed: int  # the split
 
     def __post_init__(self) -> None:
-        check(0 < self.train_fraction < 1, "data.train_fraction must lie in (0, 1)")
-        check(self.seed >= 0, "data.seed must be non-negative")
+        check_open_interval(self, "data", train_fraction=(0, 1))
+        check_at_least(self, "data", seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check(min(self.d_model, self.n_heads, self.d_head, self.d_mlp) >= 1,
               "model.d_model, n_heads, d_head and d_mlp must be positive")
-        check(self.seed >= 0, "model.seed must be non-negative")
+        check_at_least(self, "model", seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +65,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"]
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, "train.epochs must be at least 1")
-        check(self.lr > 0 and 0 <= self.lr_end <= self.lr, "train needs lr > 0, 0 <= lr_end <= lr")
-        check(self.weight_decay >= 0, "train.weight_decay must be non-negative")
-        check(self.checkpoint_every >= 1 and self.log_every >= 1,
-              "train.checkpoint_every and log_every must be positive")
+        check_at_least(self, "train", epochs=1)
+        check_lr_decay(self, "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +77,9 @@ class AnalysisConfig:
     probe_l2: float  # the probes' L2 penalty
 
     def __post_init__(self) -> None:
-        check(self.family_threshold > 0, "analysis.family_threshold must be positive")
+        check_positive(self, "analysis", "family_threshold")
         check(self.near >= 0.5, "analysis.near must be at least 0.5 (the switch's own cells)")
-        check(self.probe_steps >= 1, "analysis.probe_steps must be at least 1")
-        check(self.probe_l2 >= 0, "analysis.probe_l2 must be non-negative")
+        check_at_least(self, "analysis", probe_steps=1, probe_l2=0)
 
 
 @dataclasses.dataclass(frozen=True)

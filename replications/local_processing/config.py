@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from shared.config import check, load_profile
+from shared.config import check, check_at_least, check_open_interval, load_profile
 
 CONFIG_DIR = Path(__file__).parent / "config"
 WRITEUP = "local_processing"
@@ -49,7 +49,7 @@ class DataConfig:
               "data.prompt_len and data.n_prompts must be at least 2")
         check(0 < self.samples_per_prompt <= self.prompt_len - self.min_position,
               "data.samples_per_prompt must lie in [1, prompt_len - min_position]")
-        check(self.seed >= 0, "data.seed must be non-negative")
+        check_at_least(self, "data", seed=0)
         if self.source == "pretrained":
             check(bool(self.dataset), "data.dataset is needed with source: pretrained")
         else:
@@ -86,7 +86,7 @@ class CategoryConfig:
         check(len(self.common_words) >= 1, "categories.common_words must not be empty")
         check(all(w == w.lower() and w.strip() == w and w for w in self.common_words),
               "categories.common_words must be lower-case words without spaces")
-        check(self.layer >= 0, "categories.layer must be non-negative")
+        check_at_least(self, "categories", layer=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +100,8 @@ class AnalysisConfig:
     n_outliers: int  # lowest-cosine tokens listed for inspection
 
     def __post_init__(self) -> None:
-        check(0 < self.first_fraction < 1, "analysis.first_fraction must lie in (0, 1)")
-        check(0 < self.tail_quantile < 0.5, "analysis.tail_quantile must lie in (0, 0.5)")
-        check(self.n_outliers >= 0, "analysis.n_outliers must be non-negative")
+        check_open_interval(self, "analysis", first_fraction=(0, 1), tail_quantile=(0, 0.5))
+        check_at_least(self, "analysis", n_outliers=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +113,7 @@ class FigureConfig:
     token_label_chars: int  # outlier token strings are cut to this length
 
     def __post_init__(self) -> None:
-        check(self.hist_bins >= 10, "figures.hist_bins must be at least 10")
-        check(self.max_violin_layers >= 2, "figures.max_violin_layers must be at least 2")
-        check(self.token_label_chars >= 4, "figures.token_label_chars must be at least 4")
+        check_at_least(self, "figures", hist_bins=10, max_violin_layers=2, token_label_chars=4)
 
 
 @dataclasses.dataclass(frozen=True)

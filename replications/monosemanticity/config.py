@@ -157,10 +157,8 @@ class Config:
     dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
-        check(self.sae.n_instances == 1, "sae.l1_coeffs: one SAE per run (one coefficient)")
         check(self.second_seed.seed != self.sae.seed, "second_seed.seed must differ from sae.seed")
-        check(self.buffer.n_activations // 2 >= self.sae.batch_size,
-              "buffer.n_activations must be at least twice sae.batch_size")
+        self.sae.check_one_per_run("buffer", self.buffer.n_activations)
         check(self.train.eval_every <= max(1, self.sae.n_steps) or self.sae.n_steps == 0,
               "train.eval_every must not exceed sae.n_steps")
         if self.model.source == "stand_in":

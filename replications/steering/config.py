@@ -284,9 +284,7 @@ class Config:
     dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
-        check(self.sae.n_instances == 1, "sae.l1_coeffs: one SAE (one coefficient)")
-        check(self.sae_run.n_activations // 2 >= self.sae.batch_size,
-              "sae_run.n_activations must be at least twice sae.batch_size")
+        self.sae.check_one_per_run("sae_run", self.sae_run.n_activations)
         check(self.model.layer in self.layer_sweep.layers,
               "layer_sweep.layers must include model.layer")
         if self.model.source == "stand_in":

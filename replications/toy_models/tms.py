@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from shared import runtime
-from shared.config import check
+from shared.config import check, check_at_least, check_open_interval, check_positive
 from shared.io import load_metadata, load_tensors
 from shared.runtime import step_generator
 from shared.training import train_loop
@@ -43,8 +43,8 @@ class TMSSweepConfig:
         check(self.n_features > 0 and self.n_hidden > 0, "n_features and n_hidden must be positive")
         check(0 < self.importance_decay <= 1, "importance_decay must lie in (0, 1]")
         check(self.n_instances >= 2, "n_instances must be at least 2 (a sweep)")
-        check(0 < self.min_probability < 1, "min_probability must lie in (0, 1)")
-        check(self.n_steps >= 1, "n_steps must be at least 1")
+        check_open_interval(self, "", min_probability=(0, 1))
+        check_at_least(self, "", n_steps=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +60,8 @@ class TMSConfig:
     log_every: int
 
     def __post_init__(self) -> None:
-        check(self.batch_size > 0, "batch_size must be positive")
-        check(self.lr > 0, "lr must be positive")
-        check(0 < self.represented_threshold < 1, "represented_threshold must lie in (0, 1)")
+        check_positive(self, "", "batch_size", "lr")
+        check_open_interval(self, "", represented_threshold=(0, 1))
         check(self.checkpoint_every > 0 and self.log_every > 0,
               "checkpoint_every and log_every must be positive")
 
