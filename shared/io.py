@@ -113,6 +113,15 @@ def write_json(path: Path, data: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def emit_report(report: Any, markdown: str, path: Path | None) -> None:
+    """Print a report's Markdown; with `path`, write the report there as JSON and the Markdown
+    beside it (`.md`)."""
+    print(markdown)
+    if path is not None:
+        write_json(path, report)
+        Path(path).with_suffix(".md").write_text(markdown)
+
+
 def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():

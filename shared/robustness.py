@@ -72,15 +72,11 @@ def machine() -> dict[str, Any]:
     import torch
 
     from shared.figures import git_commit
+    from shared.runtime import cpu_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
+    if cpu is None:
+        cpu = platform.processor() or platform.machine()
     return {
         "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
