@@ -90,7 +90,6 @@ def plot_patching(
                  f"{p.clean_logit_diff:.2f}, corrupted {p.corrupt_logit_diff:.2f}; P(correct) "
                  f"among answers {p.clean_prob:.2f} -> {p.corrupt_prob:.2f}", fontsize=9)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_heads(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -135,7 +134,6 @@ def plot_heads(res: CircuitResults, settings: CircuitSettings, png: Path,
     ax2.set_ylabel("mean DLA to the correct answer")
     ax2.set_title("Attribution against attention to the surname")
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_effective(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -187,7 +185,6 @@ def plot_effective(res: CircuitResults, settings: CircuitSettings, png: Path,
     ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.18), ncol=3, fontsize=7)
     ax.grid(axis="y", visible=False)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_probes(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -222,7 +219,6 @@ def plot_probes(res: CircuitResults, settings: CircuitSettings, png: Path,
                  f"splits of {res.n_prompts} names)")
     ax.legend(loc="lower right", fontsize=7, ncol=2)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_paths(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -270,7 +266,6 @@ def plot_paths(res: CircuitResults, settings: CircuitSettings, png: Path,
                  "mean-ablated only in MLP_j's input (i < j);\ngrey diagonal: MLP_i "
                  "mean-ablated entirely (not on the colour scale)", fontsize=9)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
