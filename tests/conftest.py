@@ -65,6 +65,17 @@ def hf_cache_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Pat
     return snap
 
 
+def offline_hf_env(hf_home: Path) -> dict[str, str]:
+    """The environment of a subprocess that finds Hugging Face models and data sets only in the
+    cache under `hf_home` (as `hf_cache_repo` writes it), offline."""
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    # Either would point the hub at another cache than HF_HOME's.
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    return env
+
+
 def tiny_pythia(root: Path, texts: list[str], vocab_size: int):  # noqa: ANN201
     """A random, Pythia-shaped 6-layer stand-in with a tokenizer trained on `texts`, saved under
     `root` (lm/, tok/) and loaded back; weights enlarged so answers vary with the name."""

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
-from tests.conftest import hf_cache_repo
+from tests.conftest import hf_cache_repo, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -282,10 +281,7 @@ def test_paper_profile_path_offline(tmp_path):
         "train_sae.main(common + ['--run', 'main', '--out-dir', str(out / 'sae'),\n"
         "                         '--checkpoint-dir', str(out / 'ckpt')])\n"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(tmp_path)
     res = subprocess.run([sys.executable, "-c", code, str(config_dir), str(out)], check=False,
                          cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)
