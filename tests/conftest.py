@@ -65,6 +65,17 @@ def hf_cache_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Pat
     return snap
 
 
+def config_copy(config_dir: Path, dest: Path, **profiles: dict) -> Path:
+    """A copy of a write-up's config directory at `dest`, each of `profiles` (name -> settings)
+    written over its profile file."""
+    import yaml
+
+    shutil.copytree(config_dir, dest)
+    for profile, data in profiles.items():
+        (dest / f"{profile}.yaml").write_text(yaml.safe_dump(data))
+    return dest
+
+
 def offline_hf_env(hf_home: Path) -> dict[str, str]:
     """The environment of a subprocess that finds Hugging Face models and data sets only in the
     cache under `hf_home` (as `hf_cache_repo` writes it), offline."""

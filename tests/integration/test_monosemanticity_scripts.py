@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from replications.monosemanticity import config as mono_config
 from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
-from tests.conftest import hf_cache_repo, offline_hf_env
+from tests.conftest import config_copy, hf_cache_repo, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -35,15 +33,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = mono_config.load("smoke")
-
-
-def _config_dir(tmp_path: Path, **overrides: dict) -> Path:
-    """A copy of the write-up's config directory with some profile files replaced."""
-    d = tmp_path / "config"
-    shutil.copytree(mono_config.CONFIG_DIR, d)
-    for profile, data in overrides.items():
-        (d / f"{profile}.yaml").write_text(yaml.safe_dump(data))
-    return d
 
 
 # ---------------------------------------------------------------------------- tiny stand-in
@@ -264,7 +253,7 @@ def test_paper_profile_path_offline(tmp_path):
                   "eval_batch_rows": 16},
         "case_studies": {"batch_size": 16},
     }
-    config_dir = _config_dir(tmp_path, paper=paper)
+    config_dir = config_copy(mono_config.CONFIG_DIR, tmp_path / "config", paper=paper)
     out = tmp_path / "out"
     code = (
         "import sys\n"
