@@ -24,6 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="module")
+def one_thread():  # noqa: ANN201
+    """One intra-op thread for a module of tiny-tensor tests, restored after it: a second thread
+    only adds OpenMP spin-waiting on shared cores (scripts a test runs may set their own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a command with the project's virtual environment first on PATH."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -37,7 +37,7 @@ from replications.toy_models.tracr_models import (
 )
 from replications.toy_models.tracr_sae import sae_on_program
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAE = TracrSAEConfig(
@@ -50,15 +50,6 @@ CFG = TracrConfig(
     frac_prevs_token=1, mlp_exactness=100, check_atol=1e-4, sae=SAE, causal=False,
 )
 N_INPUTS = 3 + 9 + 27 + 81
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    # These models are tiny: one thread avoids oversubscribing a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["reverse", "sort", "frac_prevs", "hist"])
