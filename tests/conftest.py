@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -32,6 +33,20 @@ def one_thread():  # noqa: ANN201
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def crash_at_step(monkeypatch: pytest.MonkeyPatch, trainer: type, step: int) -> Callable[[], None]:
+    """Make `trainer.step` raise RuntimeError("simulated crash") at `step`, as a job killed
+    there; returns the function that puts the real step back."""
+    real = trainer.step
+
+    def crashing(self, at: int):  # noqa: ANN001, ANN202
+        if at == step:
+            raise RuntimeError("simulated crash")
+        return real(self, at)
+
+    monkeypatch.setattr(trainer, "step", crashing)
+    return lambda: monkeypatch.setattr(trainer, "step", real)
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:

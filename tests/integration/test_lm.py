@@ -22,7 +22,7 @@ from shared.lm import LMConfig
 from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
-from tests.conftest import hf_cache_repo, offline_hf_env
+from tests.conftest import crash_at_step, hf_cache_repo, offline_hf_env
 
 pytestmark = pytest.mark.integration
 
@@ -81,18 +81,11 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
     ref_model, ref_hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
 
     ckpt = tmp_path / "ckpt.safetensors"
-    real_step = lm_train.LMTrainer.step
-
-    def crashing(self, step):
-        if step == 47:
-            raise RuntimeError("simulated crash")
-        return real_step(self, step)
-
-    monkeypatch.setattr(lm_train.LMTrainer, "step", crashing)
+    restore = crash_at_step(monkeypatch, lm_train.LMTrainer, 47)
     with pytest.raises(RuntimeError, match="simulated crash"):
         lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert ckpt.is_file()  # written at step 40
-    monkeypatch.setattr(lm_train.LMTrainer, "step", real_step)
+    restore()
     model, hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert hist == ref_hist
     ref_state, state = ref_model.state_dict(), model.state_dict()

@@ -25,7 +25,7 @@ from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
-from tests.conftest import config_copy, hf_cache_repo, offline_hf_env
+from tests.conftest import config_copy, crash_at_step, hf_cache_repo, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -171,19 +171,13 @@ def test_orthogonal_run_resumes_after_a_crash(stand_in, tmp_path, monkeypatch):
                               after_step=project)
 
     ref = train(None)
-    original = SAETrainer.step
-
-    def crashing(self, step):
-        if step == 105:  # after the checkpoint at step 80 and a resampling (end of step 99)
-            raise RuntimeError("simulated crash")
-        return original(self, step)
-
     ckpt = tmp_path / "ckpt.safetensors"
-    monkeypatch.setattr(SAETrainer, "step", crashing)
+    # Step 105: after the checkpoint at step 80 and a resampling (end of step 99).
+    restore = crash_at_step(monkeypatch, SAETrainer, 105)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(ckpt)
     assert ckpt.is_file()
-    monkeypatch.setattr(SAETrainer, "step", original)
+    restore()
     resumed = train(ckpt)
     assert resumed.history == ref.history
     for name, p in ref.sae.state_dict().items():
