@@ -101,6 +101,16 @@ def config_copy(config_dir: Path, dest: Path, **profiles: dict) -> Path:
     return dest
 
 
+def assert_figures_written(writeup: str, figure_dir: Path) -> None:
+    """Every figure `writeup`'s manifest declares is in `figure_dir` as PNG and PDF, each more
+    than a blank canvas."""
+    from shared import pipeline
+
+    for name in pipeline.figures(writeup):
+        for ext in ("png", "pdf"):
+            assert (figure_dir / f"{name}.{ext}").stat().st_size > 2000, name
+
+
 def offline_hf_env(hf_home: Path) -> dict[str, str]:
     """The environment of a subprocess that finds Hugging Face models and data sets only in the
     cache under `hf_home` (as `hf_cache_repo` writes it), offline."""
