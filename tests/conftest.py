@@ -111,6 +111,20 @@ def assert_figures_written(writeup: str, figure_dir: Path) -> None:
             assert (figure_dir / f"{name}.{ext}").stat().st_size > 2000, name
 
 
+def user_error(capsys: pytest.CaptureFixture[str], main: Callable[[], None]) -> str:
+    """Run a script's `main` as its command line does (`shared.cli.run`), expecting a user
+    error: exit status 1 and no traceback; returns what it wrote on stderr."""
+    from shared.cli import run as run_script
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        run_script(main)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
 def offline_hf_env(hf_home: Path) -> dict[str, str]:
     """The environment of a subprocess that finds Hugging Face models and data sets only in the
     cache under `hf_home` (as `hf_cache_repo` writes it), offline."""
