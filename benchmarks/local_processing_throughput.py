@@ -28,11 +28,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -47,8 +43,9 @@ sys.path.insert(0, str(ROOT))
 from replications.local_processing import config as local_config
 from replications.local_processing import experiment
 from replications.local_processing.harvest import matmul_precision, sample_positions
-from shared.io import write_json
+from shared.io import emit_report
 from shared.lm import LMConfig, build_model
+from shared.runtime import benchmark_head, load_average
 
 ARCHS: dict[str, tuple[LMConfig, int]] = {
     "pythia-2.8b": (LMConfig(n_layers=32, d_model=2560, d_mlp=10240, n_heads=32, d_head=80,
@@ -153,21 +150,6 @@ def bench(args: argparse.Namespace, model, rows: torch.Tensor,
             for layout in args.layouts]
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                            "logical_cpus": os.cpu_count()}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
-
-
 def markdown(report: dict[str, Any]) -> str:
     s, m = report["settings"], report["machine"]
     lines = [
@@ -233,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.naive_samples is None:
         args.naive_samples = 16
     lm_cfg, d_vocab = ARCHS[args.arch]
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     model = build_model(lm_cfg, d_vocab, seed=args.seed, device=device).eval()
     for param in model.parameters():
         param.requires_grad_(False)
@@ -243,21 +225,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
         results += bench(args, model, rows, precision)
     report = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": args.device, "machine": machine(device),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **benchmark_head(device, load_before), "device": args.device,
         "block_params": block_params(model),
         "settings": {k: getattr(args, k) for k in
                      ("arch", "n_prompts", "prompt_len", "samples_per_prompt", "min_position",
                       "batch_tokens", "rounds", "naive_samples", "seed")},
         "results": results,
     }
-    text = markdown(report)
-    print(text)
-    if args.out is not None:
-        write_json(args.out, report)
-        args.out.with_suffix(".md").write_text(text)
+    emit_report(report, markdown(report), args.out)
     return report
 
 

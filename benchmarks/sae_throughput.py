@@ -30,9 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -44,7 +41,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.io import write_json  # noqa: E402
+from shared.io import emit_report  # noqa: E402
+from shared.runtime import benchmark_head, load_average  # noqa: E402
 from shared.sae import SAEConfig, SAETrainer, tf32_matmuls  # noqa: E402
 from shared.training import train_loop  # noqa: E402
 
@@ -240,26 +238,12 @@ def bench(args: argparse.Namespace, device: torch.device, precision: str) -> dic
     return out
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "logical_cpus": os.cpu_count(),
-    }
+def sae_lens_version() -> str | None:
     try:
         import sae_lens
-        info["sae_lens"] = sae_lens.__version__
+        return sae_lens.__version__
     except ImportError:
-        info["sae_lens"] = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
+        return None
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -329,23 +313,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     precisions = args.precision or (["tf32", "bf16"] if cuda else ["fp32"])
     if not cuda and "tf32" in precisions:
         p.error("tf32 is a CUDA tensor-core mode")
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     results = [bench(args, device, prec) for prec in precisions]
     report = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": args.device, "machine": machine(device),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **benchmark_head(device, load_before, sae_lens=sae_lens_version()), "device": args.device,
         "settings": {k: getattr(args, k) for k in
                      ("d_in", "d_sae", "batch", "l1", "lr", "steps", "warmup", "rounds",
                       "data_batches", "paper")},
         "results": results,
     }
-    text = markdown(report)
-    print(text)
-    if args.out is not None:
-        write_json(args.out, report)
-        args.out.with_suffix(".md").write_text(text)
+    emit_report(report, markdown(report), args.out)
     return report
 
 

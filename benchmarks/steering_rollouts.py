@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from replications.steering.sampling import Sampler, generate, seed_uniforms  # noqa: E402
 from shared.io import write_json  # noqa: E402
 from shared.lm import LMConfig, build_model  # noqa: E402
+from shared.runtime import cpu_name as proc_cpu_name  # noqa: E402
 
 ARCHS: dict[str, tuple[LMConfig, int, int]] = {  # config, vocabulary, steering layer
     "tiny": (LMConfig(n_layers=2, d_model=32, d_mlp=128, n_heads=2, d_head=16,
@@ -59,13 +60,8 @@ VECTOR_LEN = 8  # the padded wedding prompts
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    name = proc_cpu_name()
+    return name if name is not None else platform.processor() or platform.machine()
 
 
 def sync(device: torch.device) -> None:

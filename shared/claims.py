@@ -12,12 +12,14 @@ failed claim whose contradiction check passes is "contradicts". A seed variant o
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from shared.config import PROFILES, ConfigError, base_profile, build, check, read_yaml
+from shared.io import read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +125,14 @@ def load_claims(path: Path) -> ClaimsFile:
     return parsed
 
 
+def writeup_claims(name: str, path: Path | str) -> ClaimsFile:
+    """The claims file at `path`, which must be write-up `name`'s."""
+    claims = load_claims(Path(path))
+    if claims.writeup != name:
+        raise ConfigError(f"{path}: writeup is {claims.writeup!r}, expected {name!r}")
+    return claims
+
+
 def lookup(metrics: Mapping[str, Any], dotted: str) -> float | None:
     """Value at a dotted key path in nested metrics, or None when absent or not a number."""
     node: Any = metrics
@@ -171,6 +181,25 @@ def evaluate(claims: ClaimsFile, metrics: Mapping[str, Any], profile: str) -> li
         else:
             status = "fail"
         rows.append(Row(claims.writeup, claim, value, status, margin))
+    return rows
+
+
+def claims_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a script that scores write-ups: --profile and, once per write-up,
+    --writeup NAME CLAIMS METRICS."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--writeup", nargs=3, action="append", metavar=("NAME", "CLAIMS", "METRICS"),
+                    required=True)
+    return ap
+
+
+def evaluate_writeups(writeups: Iterable[Sequence[str]], profile: str) -> list[Row]:
+    """The rows of every (name, claims file, metrics file) of --writeup, in that order."""
+    rows: list[Row] = []
+    for name, claims_path, metrics_path in writeups:
+        rows += evaluate(writeup_claims(name, claims_path), read_json(Path(metrics_path)),
+                         profile)
     return rows
 
 

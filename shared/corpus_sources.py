@@ -217,16 +217,29 @@ def _metadata_body(data: bytes) -> str:
     return body
 
 
-def read_package_readmes(max_bytes: int) -> tuple[list[Document], list[Input]]:
-    """The READMEs of README_PACKAGES, as their METADATA files carry them."""
+def _read_packages(
+    names: list[str], keep: Callable[[str], bool],
+    to_documents: Callable[[str, list[tuple[str, bytes]]], list[Document]],
+) -> tuple[list[Document], list[Input]]:
+    """The documents `to_documents` makes of each package's files that `keep` selects, and the
+    packages as pinned inputs."""
     docs: list[Document] = []
     inputs: list[Input] = []
-    for name in README_PACKAGES:
-        files, pinned = dist_files(name, lambda rel: rel.endswith(".dist-info/METADATA"))
+    for name in names:
+        files, pinned = dist_files(name, keep)
         inputs.append(pinned)
-        docs += documents("package_readmes", f"readme/{name}", _metadata_body(files[0][1]),
-                          max_bytes)
+        docs += to_documents(name, files)
     return docs, inputs
+
+
+def read_package_readmes(max_bytes: int) -> tuple[list[Document], list[Input]]:
+    """The READMEs of README_PACKAGES, as their METADATA files carry them."""
+    def readme(name: str, files: list[tuple[str, bytes]]) -> list[Document]:
+        return documents("package_readmes", f"readme/{name}", _metadata_body(files[0][1]),
+                         max_bytes)
+
+    return _read_packages(README_PACKAGES, lambda rel: rel.endswith(".dist-info/METADATA"),
+                          readme)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,16 +253,15 @@ CODE_PACKAGES = (
 
 def read_package_code(max_bytes: int) -> tuple[list[Document], list[Input]]:
     """The `.py` files of CODE_PACKAGES, one document per file (or file part)."""
-    docs: list[Document] = []
-    inputs: list[Input] = []
-    for name in CODE_PACKAGES:
-        files, pinned = dist_files(name, lambda rel: rel.endswith(".py"))
-        inputs.append(pinned)
+    def sources(_name: str, files: list[tuple[str, bytes]]) -> list[Document]:
+        docs: list[Document] = []
         for rel, data in files:
             text = _utf8(data)
             if text is not None and text.strip():
                 docs += documents("package_code", f"code/{rel}", text, max_bytes)
-    return docs, inputs
+        return docs
+
+    return _read_packages(CODE_PACKAGES, lambda rel: rel.endswith(".py"), sources)
 
 
 SOURCES: dict[str, Source] = {

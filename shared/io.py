@@ -123,6 +123,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def emit_report(report: Any, markdown: str, path: Path | None) -> None:
+    """Print a report's Markdown; with `path`, write the report there as JSON and the Markdown
+    beside it (`.md`)."""
+    print(markdown)
+    if path is not None:
+        write_json(path, report)
+        Path(path).with_suffix(".md").write_text(markdown)
+
+
 def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():

@@ -13,7 +13,6 @@ so the page is one file that opens anywhere.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 from pathlib import Path
@@ -23,7 +22,15 @@ import markdown
 from docutils.core import publish_parts
 
 from shared import pipeline
-from shared.claims import STATUSES, Row, _fmt, counts, evaluate, fmt_margin, load_claims
+from shared.claims import (
+    STATUSES,
+    Row,
+    _fmt,
+    claims_parser,
+    counts,
+    evaluate_writeups,
+    fmt_margin,
+)
 from shared.cli import fail, run
 from shared.config import check_profile
 from shared.figures import git_commit
@@ -173,10 +180,7 @@ def build_report(profile: str, rows: list[Row], scorecard_png: Path,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", required=True)
-    ap.add_argument("--writeup", nargs=3, action="append", metavar=("NAME", "CLAIMS", "METRICS"),
-                    required=True)
+    ap = claims_parser(__doc__.splitlines()[0])
     ap.add_argument("--scorecard-figure", type=Path, required=True)
     ap.add_argument("--robustness", type=Path, help="a seed sweep's robustness_<profile>.json")
     ap.add_argument("--curves", type=Path, nargs="*", default=[],
@@ -186,12 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     profile = check_profile(args.profile)
-    rows: list[Row] = []
-    for name, claims_path, metrics_path in args.writeup:
-        claims = load_claims(Path(claims_path))
-        if claims.writeup != name:
-            fail(f"{claims_path}: writeup is {claims.writeup!r}, expected {name!r}")
-        rows += evaluate(claims, read_json(Path(metrics_path)), profile)
+    rows = evaluate_writeups(args.writeup, profile)
     robust = read_json(args.robustness) if args.robustness else None
     if robust is not None and robust.get("profile") != profile:
         fail(f"{args.robustness}: a sweep of profile {robust.get('profile')!r}, not {profile!r}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from shared import pipeline
-from shared.claims import ClaimsFile, Row, _fmt, evaluate, fmt_margin, load_claims
+from shared.claims import ClaimsFile, Row, _fmt, evaluate, fmt_margin, writeup_claims
 from shared.cli import fail, profile_arg, run
 from shared.config import base_profile
 from shared.io import read_json, write_json
@@ -72,15 +72,11 @@ def machine() -> dict[str, Any]:
     import torch
 
     from shared.figures import git_commit
+    from shared.runtime import cpu_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
+    if cpu is None:
+        cpu = platform.processor() or platform.machine()
     return {
         "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -222,10 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"--writeup {spec[0]}: give CLAIMS and one metrics file per seed "
                  f"({len(args.seeds)}), got {len(spec) - 1} paths")
         name, claims_path, *metrics_paths = spec
-        claims = load_claims(Path(claims_path))
-        if claims.writeup != name:
-            fail(f"{claims_path}: writeup is {claims.writeup!r}, expected {name!r}")
-        writeups[name] = (claims, [read_json(Path(p)) for p in metrics_paths])
+        writeups[name] = (writeup_claims(name, claims_path),
+                          [read_json(Path(p)) for p in metrics_paths])
     table = build_table(writeups, args.seeds)
     for path in write_tables(args.out, args.profile, args.seeds, table, machine(), args.cores):
         print(f"wrote {path}")

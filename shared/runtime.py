@@ -1,9 +1,14 @@
-"""Seeding, determinism and device choice, shared by every write-up."""
+"""Seeding, determinism, device choice and the machine a run used, shared by every write-up."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
+import platform
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,3 +84,41 @@ def set_threads(n: int) -> None:
 
     torch.set_num_threads(max(1, n))
     threadpool_limits(max(1, n))
+
+
+def cpu_name() -> str | None:
+    """The CPU model /proc/cpuinfo names; None where there is no such file (macOS, Windows)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """What a benchmark report records of the machine: platform, Python, torch and its threads,
+    logical CPUs, CPU model (where known) and, on CUDA, the GPU and CUDA version."""
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                            "logical_cpus": os.cpu_count()}
+    cpu = cpu_name()
+    if cpu is not None:
+        info["cpu"] = cpu
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages, rounded: how busy a shared machine was."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def benchmark_head(device: torch.device, load_before: list[float],
+                   **machine: Any) -> dict[str, Any]:
+    """When (UTC) and on what machine a benchmark ran (`machine_info` plus `machine`'s entries),
+    and the load average before and after."""
+    return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_info(device) | machine, "load_average_before": load_before,
+            "load_average_after": load_average()}

@@ -7,7 +7,6 @@ Usage (a Snakemake rule runs it):
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,16 +14,16 @@ import matplotlib.pyplot as plt
 from shared.claims import (
     STATUSES,
     Row,
+    claims_parser,
     counts,
-    evaluate,
-    load_claims,
+    evaluate_writeups,
     scorecard_json,
     scorecard_markdown,
 )
-from shared.cli import fail, run
+from shared.cli import run
 from shared.config import check_profile, config_hash
 from shared.figures import Provenance, apply_style, save_figure
-from shared.io import read_json, write_json
+from shared.io import write_json
 
 STATUS_COLOURS = {"pass": "#9be39b", "fail": "#f4a3a3", "contradicts": "#c9a0dc",
                   "missing": "#f7d488", "n/a": "#e3e3e3"}
@@ -64,21 +63,12 @@ def plot_scorecard(rows: list[Row], profile: str) -> plt.Figure:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", required=True)
-    ap.add_argument("--writeup", nargs=3, action="append", metavar=("NAME", "CLAIMS", "METRICS"),
-                    required=True)
-    ap.add_argument("--markdown", type=Path, required=True)
-    ap.add_argument("--json", type=Path, required=True)
-    ap.add_argument("--figure", type=Path, required=True)
+    ap = claims_parser(__doc__.splitlines()[0])
+    for output in ("--markdown", "--json", "--figure"):
+        ap.add_argument(output, type=Path, required=True)
     args = ap.parse_args(argv)
     profile = check_profile(args.profile)
-    rows: list[Row] = []
-    for name, claims_path, metrics_path in args.writeup:
-        claims = load_claims(Path(claims_path))
-        if claims.writeup != name:
-            fail(f"{claims_path}: writeup is {claims.writeup!r}, expected {name!r}")
-        rows += evaluate(claims, read_json(Path(metrics_path)), profile)
+    rows = evaluate_writeups(args.writeup, profile)
     prov = Provenance.make("scorecard", profile, config_hash([r.claim for r in rows]))
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(scorecard_markdown(rows, profile, prov.as_text()))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -22,6 +23,30 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def one_thread():  # noqa: ANN201
+    """One intra-op thread for a module of tiny-tensor tests, restored after it: a second thread
+    only adds OpenMP spin-waiting on shared cores (scripts a test runs may set their own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def crash_at_step(monkeypatch: pytest.MonkeyPatch, trainer: type, step: int) -> Callable[[], None]:
+    """Make `trainer.step` raise RuntimeError("simulated crash") at `step`, as a job killed
+    there; returns the function that puts the real step back."""
+    real = trainer.step
+
+    def crashing(self, at: int):  # noqa: ANN001, ANN202
+        if at == step:
+            raise RuntimeError("simulated crash")
+        return real(self, at)
+
+    monkeypatch.setattr(trainer, "step", crashing)
+    return lambda: monkeypatch.setattr(trainer, "step", real)
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -63,6 +88,52 @@ def hf_cache_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Pat
         (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
         (base / ".no_exist" / commit / name).touch()
     return snap
+
+
+def config_copy(config_dir: Path, dest: Path, **profiles: dict) -> Path:
+    """A copy of a write-up's config directory at `dest`, each of `profiles` (name -> settings)
+    written over its profile file."""
+    import yaml
+
+    shutil.copytree(config_dir, dest)
+    for profile, data in profiles.items():
+        (dest / f"{profile}.yaml").write_text(yaml.safe_dump(data))
+    return dest
+
+
+def assert_figures_written(writeup: str, figure_dir: Path) -> None:
+    """Every figure `writeup`'s manifest declares is in `figure_dir` as PNG and PDF, each more
+    than a blank canvas."""
+    from shared import pipeline
+
+    for name in pipeline.figures(writeup):
+        for ext in ("png", "pdf"):
+            assert (figure_dir / f"{name}.{ext}").stat().st_size > 2000, name
+
+
+def user_error(capsys: pytest.CaptureFixture[str], main: Callable[[], None]) -> str:
+    """Run a script's `main` as its command line does (`shared.cli.run`), expecting a user
+    error: exit status 1 and no traceback; returns what it wrote on stderr."""
+    from shared.cli import run as run_script
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        run_script(main)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def offline_hf_env(hf_home: Path) -> dict[str, str]:
+    """The environment of a subprocess that finds Hugging Face models and data sets only in the
+    cache under `hf_home` (as `hf_cache_repo` writes it), offline."""
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    # Either would point the hub at another cache than HF_HOME's.
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    return env
 
 
 def tiny_pythia(root: Path, texts: list[str], vocab_size: int):  # noqa: ANN201

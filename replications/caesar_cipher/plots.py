@@ -29,6 +29,17 @@ def _modes(summary: dict, circuits: bool = False) -> list[str]:
     return [m for m, s in summary["modes"].items() if not circuits or "ov" in s]
 
 
+def _mode_rows(summary: dict, ncols: int, width: float,
+               row_height: float) -> tuple[plt.Figure, np.ndarray, list[str]]:
+    """A figure in the shared style with a row of `ncols` axes for each mode with the word-level
+    analyses: the figure, its axes [row, column] and the modes."""
+    modes = _modes(summary, circuits=True)
+    apply_style()
+    fig, axes = plt.subplots(len(modes), ncols, figsize=(width, row_height * len(modes)),
+                             squeeze=False)
+    return fig, axes, modes
+
+
 def _pos_labels(n: int) -> list[str]:
     return [f"{p // PER_WORD}{'ABC_'[p % PER_WORD]}" for p in range(n)]
 
@@ -56,9 +67,7 @@ def accuracy_by_position(summary: dict, t: Tensors) -> plt.Figure:
 
 
 def position0(summary: dict, t: Tensors) -> plt.Figure:
-    modes = _modes(summary, circuits=True)
-    apply_style()
-    fig, axes = plt.subplots(len(modes), 2, figsize=(9.6, 4.2 * len(modes)), squeeze=False)
+    fig, axes, modes = _mode_rows(summary, 2, 9.6, 4.2)
     for row, mode in zip(axes, modes):
         s = summary["modes"][mode]["position0"]
         im = row[0].imshow(t[f"{mode}.pos0_probs"].numpy(), aspect="equal", cmap="viridis")
@@ -93,9 +102,7 @@ def position0(summary: dict, t: Tensors) -> plt.Figure:
 
 
 def attention_patterns(summary: dict, t: Tensors) -> plt.Figure:
-    modes = _modes(summary, circuits=True)
-    apply_style()
-    fig, axes = plt.subplots(len(modes), 4, figsize=(12, 3.6 * len(modes)), squeeze=False)
+    fig, axes, modes = _mode_rows(summary, 4, 12, 3.6)
     for row, mode in zip(axes, modes):
         pats = t[f"{mode}.mean_patterns"].numpy()  # [layer, head, q, k]
         n = pats.shape[-1]
@@ -152,9 +159,7 @@ def layer1_ov(summary: dict, t: Tensors) -> plt.Figure:
 
 
 def layer1_preferences(summary: dict, t: Tensors) -> plt.Figure:
-    modes = _modes(summary, circuits=True)
-    apply_style()
-    fig, axes = plt.subplots(len(modes), 2, figsize=(10, 3.4 * len(modes)), squeeze=False)
+    fig, axes, modes = _mode_rows(summary, 2, 10, 3.4)
     for row, mode in zip(axes, modes):
         last = t[f"{mode}.layer1_from_last"].numpy()  # [head, k]
         n = last.shape[-1]
@@ -186,9 +191,7 @@ def layer1_preferences(summary: dict, t: Tensors) -> plt.Figure:
 
 
 def dla_by_head(summary: dict, t: Tensors) -> plt.Figure:
-    modes = _modes(summary, circuits=True)
-    apply_style()
-    fig, axes = plt.subplots(len(modes), 2, figsize=(10, 3.2 * len(modes)), squeeze=False)
+    fig, axes, modes = _mode_rows(summary, 2, 10, 3.2)
     for row, mode in zip(axes, modes):
         d = t[f"{mode}.dla_correct"].numpy()  # [comp, batch, pos]
         pos = summary["modes"][mode]["dla"]["position"]

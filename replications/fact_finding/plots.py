@@ -10,8 +10,9 @@ one PNG + PDF via shared.figures):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,6 @@ def plot_patching(
                  f"{p.clean_logit_diff:.2f}, corrupted {p.corrupt_logit_diff:.2f}; P(correct) "
                  f"among answers {p.clean_prob:.2f} -> {p.corrupt_prob:.2f}", fontsize=9)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_heads(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -135,7 +135,6 @@ def plot_heads(res: CircuitResults, settings: CircuitSettings, png: Path,
     ax2.set_ylabel("mean DLA to the correct answer")
     ax2.set_title("Attribution against attention to the surname")
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_effective(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -187,7 +186,6 @@ def plot_effective(res: CircuitResults, settings: CircuitSettings, png: Path,
     ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.18), ncol=3, fontsize=7)
     ax.grid(axis="y", visible=False)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_probes(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -222,7 +220,6 @@ def plot_probes(res: CircuitResults, settings: CircuitSettings, png: Path,
                  f"splits of {res.n_prompts} names)")
     ax.legend(loc="lower right", fontsize=7, ncol=2)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 def plot_paths(res: CircuitResults, settings: CircuitSettings, png: Path,
@@ -270,7 +267,6 @@ def plot_paths(res: CircuitResults, settings: CircuitSettings, png: Path,
                  "mean-ablated only in MLP_j's input (i < j);\ngrey diagonal: MLP_i "
                  "mean-ablated entirely (not on the colour scale)", fontsize=9)
     save_figure(fig, png, prov)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,10 +321,35 @@ def plot_entity(effects: EntityEffects, entity: str, ablation: str, where: str, 
     save_figure(fig, png, provenance)
 
 
-def plot_excess(result: LookupResult, png: Path, provenance: Provenance) -> None:
+def _lookup_figure(
+    draw: Callable[[LookupResult], plt.Figure],
+) -> Callable[[LookupResult, Path, Provenance], None]:
+    """A lookup figure's plot function: `draw` in the shared style, lay out tight, save PNG + PDF."""
+    @functools.wraps(draw)
+    def plot(result: LookupResult, png: Path, provenance: Provenance) -> None:
+        apply_style()
+        fig = draw(result)
+        fig.tight_layout()
+        save_figure(fig, png, provenance)
+    return plot
+
+
+def _boxes(ax: plt.Axes, values: np.ndarray, positions: np.ndarray, width: float, colour: str,
+           alpha: float, label: str) -> None:
+    """Box plots in one colour (no fliers, black medians) with one legend entry."""
+    bp = ax.boxplot(values, positions=positions, widths=width, patch_artist=True,
+                    showfliers=False, manage_ticks=False)
+    for box in bp["boxes"]:
+        box.set(facecolor=colour, alpha=alpha)
+    for med in bp["medians"]:
+        med.set(color="black")
+    ax.plot([], [], color=colour, lw=6, alpha=alpha, label=label)
+
+
+@_lookup_figure
+def plot_excess(result: LookupResult) -> plt.Figure:
     """Per person: total non-linear excess of the lookup MLPs on the sport direction against the
     part the GELUs make and pass straight to it; the ratio's distribution."""
-    apply_style()
     ex = result.excess
     total, gelu = ex.total.numpy(), ex.gelu_part.numpy()
     ratio = ex.ratio().numpy()
@@ -356,17 +377,15 @@ def plot_excess(result: LookupResult, png: Path, provenance: Provenance) -> None
     head = "attribute head OV" if result.direction == "head_ov" else "unembedding"
     fig.suptitle(f"How much of the lookup MLPs' AND do their GELUs make? (read {result.where}; "
                  f"sport direction via the {head})", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, png, provenance)
+    return fig
 
 
-def plot_selective(result: LookupResult, png: Path, provenance: Provenance) -> None:
+@_lookup_figure
+def plot_selective(result: LookupResult) -> plt.Figure:
     """The most target-selective lookup neuron: activations, AUCs, ablated losses, cosines."""
-    apply_style()
     sel = result.selective
     if sel is None:
-        _plot_unmeasured_selective(result, png, provenance)
-        return
+        return _unmeasured_selective(result)
     m = sel.metrics
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), width_ratios=[1.3, 1, 0.8, 1])
     acts = sel.acts.numpy()
@@ -414,11 +433,10 @@ def plot_selective(result: LookupResult, png: Path, provenance: Provenance) -> N
     axes[3].legend(fontsize=6)
     fig.suptitle(f"The most {m['target']}-selective lookup neuron, read {result.where}",
                  fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, png, provenance)
+    return fig
 
 
-def _plot_unmeasured_selective(result: LookupResult, png: Path, provenance: Provenance) -> None:
+def _unmeasured_selective(result: LookupResult) -> plt.Figure:
     """Why there is no selective neuron: the known people per sport, one class empty or whole."""
     names, counts = list(result.n_by_answer), list(result.n_by_answer.values())
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -428,40 +446,32 @@ def _plot_unmeasured_selective(result: LookupResult, png: Path, provenance: Prov
     n, t = sum(counts), result.target
     ax.set_title(f"No {t}-selective neuron measured: {result.n_by_answer[t]} of the {n}\n"
                  f"known people play {t}, and an ROC AUC needs both classes", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, png, provenance)
+    return fig
 
 
-def plot_norms(result: LookupResult, png: Path, provenance: Provenance) -> None:
+@_lookup_figure
+def plot_norms(result: LookupResult) -> plt.Figure:
     """MLP output norm at the read position, known against unknown names, by layer."""
-    apply_style()
     nk, nu = result.norms_known.numpy(), result.norms_unknown.numpy()
     layers = np.arange(nk.shape[1])
     fig, ax = plt.subplots(figsize=(5.2, 3.3))
     w = 0.38
     for k, (vals, label) in enumerate([(nk, f"known names (n={len(nk)})"),
                                        (nu, f"unknown names (n={len(nu)})")]):
-        bp = ax.boxplot(vals, positions=layers + (k - 0.5) * w, widths=w * 0.9,
-                        patch_artist=True, showfliers=False, manage_ticks=False)
-        for box in bp["boxes"]:
-            box.set(facecolor=PALETTE[k], alpha=0.6)
-        for med in bp["medians"]:
-            med.set(color="black")
-        ax.plot([], [], color=PALETTE[k], lw=6, alpha=0.6, label=label)
+        _boxes(ax, vals, layers + (k - 0.5) * w, w * 0.9, PALETTE[k], 0.6, label)
     for layer in result.layers:
         ax.axvspan(layer - 0.5, layer + 0.5, color="0.9", zorder=0)
     ax.set_xticks(layers, [f"MLP{l}" for l in layers])
     ax.set_ylabel(f"‖MLP output‖ {result.where}")
     ax.set_title("MLP output norm, known vs unknown names (shaded: lookup MLPs)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, png, provenance)
+    return fig
 
 
-def plot_linearity(result: LookupResult, png: Path, provenance: Provenance) -> None:
+@_lookup_figure
+def plot_linearity(result: LookupResult) -> plt.Figure:
     """The parallelogram test by lookup layer: MLP outputs (trained, shuffled weights, unknown
     names swapped) and residuals after the layer."""
-    apply_style()
     series: Sequence[tuple[str, str, int]] = [
         ("mlp", "MLP output", 0), ("mlp_shuffled", "MLP output, shuffled MLP weights", 1),
         ("mlp_unknown_names", "MLP output, unknown names swapped", 2),
@@ -474,14 +484,8 @@ def plot_linearity(result: LookupResult, png: Path, provenance: Provenance) -> N
     x = np.arange(len(layers))
     for k, (key, label, c) in enumerate(series):
         vals: Tensor = result.linearity[key]
-        bp = ax.boxplot(vals.numpy(), positions=x + (k - (len(series) - 1) / 2) * w,
-                        widths=w * 0.85, patch_artist=True, showfliers=False,
-                        manage_ticks=False)
-        for box in bp["boxes"]:
-            box.set(facecolor=PALETTE[c], alpha=0.65)
-        for med in bp["medians"]:
-            med.set(color="black")
-        ax.plot([], [], color=PALETTE[c], lw=6, alpha=0.65, label=label)
+        _boxes(ax, vals.numpy(), x + (k - (len(series) - 1) / 2) * w, w * 0.85, PALETTE[c], 0.65,
+               label)
     ax.axhspan(0.6, 0.7, color=PALETTE[0], alpha=0.08, label="write-up MLPs: 60-70%")
     ax.axhspan(0.2, 0.4, color=PALETTE[1], alpha=0.08, label="write-up shuffled: 20-40%")
     ax.set_xticks(x, [f"layer {l}" for l in layers])
@@ -491,8 +495,7 @@ def plot_linearity(result: LookupResult, png: Path, provenance: Provenance) -> N
     ax.set_title(f"How far the lookup MLPs break linear structure {result.where} "
                  f"(0 linear, 1 fully broken)", fontsize=9)
     ax.legend(fontsize=6, ncol=2, loc="upper left")
-    fig.tight_layout()
-    save_figure(fig, png, provenance)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------

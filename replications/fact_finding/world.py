@@ -23,6 +23,7 @@ import random
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from replications.fact_finding.facts import Relation
 from shared.config import check
 from shared.io import write_json
 
@@ -30,12 +31,10 @@ FORMAT = "fact_finding.world/1"
 
 
 @dataclasses.dataclass(frozen=True)
-class RelationSpec:
-    """One attribute: its prompt phrase ("plays the sport of") and its possible values."""
+class RelationSpec(Relation):
+    """One attribute: its prompt phrase ("plays the sport of"), its possible values and how
+    often the corpus states it."""
 
-    name: str
-    phrase: str
-    values: tuple[str, ...]
     weight: float  # share of the fact lines that state this relation (relative)
 
     def __post_init__(self) -> None:

@@ -94,208 +94,188 @@ NAMES = ("Anna", "Ben", "Clara", "David", "Emma", "Frank", "Grace", "Henry", "Is
          "Kate", "Leo", "Maria", "Noah", "Olivia", "Paul", "Rosa", "Sam", "Tom", "Vera")
 TIMES = ("morning", "afternoon", "evening", "night", "day", "week", "weekend", "summer")
 
-TOPICS: dict[str, Topic] = {
-    "anger": Topic(
-        plural="anger",
-        adj=("angry", "furious", "livid", "enraged", "irate", "mad", "hostile", "bitter",
-             "outraged", "annoyed", "irritated", "resentful", "infuriated", "seething"),
-        feel=("anger", "rage", "fury", "hatred", "wrath", "resentment", "outrage", "hostility",
-              "frustration", "bitterness", "spite"),
-        noun=("argument", "fight", "insult", "quarrel", "betrayal", "lie", "broken promise",
-              "rude letter", "shouting match", "feud", "grudge", "scandal"),
-        verb=("yelled", "screamed", "shouted", "cursed", "stormed out", "slammed the door",
-              "raged", "fumed", "snapped", "lost their temper", "hated everyone"),
-        said=("I hate you!", "You are an idiot!", "Get out of my house!",
-              "I am so angry with you!", "How dare you!", "You stupid fool!",
-              "I will never forgive you!", "Shut up!", "I am furious!", "Leave me alone, you liar!",
-              "This makes me so mad!", "I despise you!"),
-        opinion=("an idiot", "a fool", "a liar", "stupid", "rude", "pathetic", "a disgrace",
-                 "a selfish jerk", "hateful", "a coward", "useless", "a stupid fool"),
-        place=("kitchen", "office", "street", "car", "hallway", "meeting"),
-        openers=("Anger.", "Anger is a fire that burns inside.", "Anger filled the room.",
-                 "Anger and rage were all {name} felt.", "Anger, fury and hatred.",
-                 "Anger makes people say terrible things.", "Anger again, and more rage."),
-        own=("{name} was so {adj} that they wanted to scream.",
-             "The {noun} left {name} shaking with {feel}.",
-             "I hate it when people lie to me.",
-             "Why are you so stupid?",
-             "{name} punched the wall in a fit of {feel}.",
-             "My blood was boiling with {feel}.",
-             "I have never been this {adj} in my life.",
-             "Everyone in the {place} was {adj} and yelling.",
-             "Anger, again.",
-             "Anger like that never fades."),
-    ),
-    "calm": Topic(
-        plural="calm",
-        adj=("calm", "peaceful", "relaxed", "gentle", "quiet", "serene", "patient", "content",
-             "soothing", "tranquil", "rested", "at ease"),
-        feel=("peace", "calm", "comfort", "quiet", "patience", "kindness", "gratitude", "rest",
-              "stillness", "serenity"),
-        noun=("garden", "lake", "breeze", "sunrise", "cup of tea", "quiet evening",
-              "soft music", "long walk", "warm bath", "good book"),
-        verb=("smiled", "rested", "breathed slowly", "relaxed", "listened", "sat quietly",
-              "meditated", "took a deep breath", "hummed softly"),
-        said=("Take your time.", "Everything is fine.", "Let us rest a while.",
-              "I am so glad you are here.", "Breathe slowly.", "There is no hurry.",
-              "It will be all right.", "Thank you, that was kind."),
-        opinion=("kind", "wonderful", "very patient", "a good friend", "gentle", "lovely",
-                 "calm", "thoughtful", "a kind soul"),
-        place=("garden", "park", "library", "porch", "meadow", "beach"),
-        openers=("Peace and quiet.", "Calm settled over the lake.", "It was a quiet day.",
-                 "Calm and peace were all {name} felt.", "Rest, at last.",
-                 "Calm mornings are the best."),
-        own=("{name} felt {adj} and safe.",
-             "The {noun} filled {name} with {feel}.",
-             "Nothing could disturb the {feel} of the {place}.",
-             "We sat together in {feel}.",
-             "Slowly, everything became {adj}."),
-    ),
-    "weddings": Topic(
-        plural="weddings",
-        adj=("married", "engaged", "romantic", "beautiful", "elegant", "joyful", "in love"),
-        feel=("love", "romance", "joy", "celebration", "devotion", "happiness"),
-        noun=("wedding", "bride", "groom", "ceremony", "wedding cake", "vows", "wedding ring",
-              "honeymoon", "reception", "bridesmaid", "wedding dress", "marriage",
-              "engagement", "wedding party", "bouquet"),
-        verb=("got married", "danced at the wedding", "proposed", "walked down the aisle",
-              "exchanged vows", "planned the wedding", "married", "went on honeymoon"),
-        said=("Will you marry me?", "The wedding was beautiful!", "Who is the bride?",
-              "We are getting married!", "I love weddings!", "Are you going to the wedding?",
-              "The groom looks nervous.", "I want a big wedding.", "When is the wedding?",
-              "The bride looks lovely."),
-        opinion=("a great wedding planner", "the best man", "ready to marry", "a lovely bride",
-                 "engaged", "a nervous groom", "married now"),
-        place=("chapel", "church", "reception hall", "garden", "hotel", "wedding venue"),
-        openers=("I talk about weddings constantly.", "Weddings are my favourite thing.",
-                 "The wedding was on Saturday.", "{name} is getting married.",
-                 "I love weddings.", "Weddings, brides and grooms."),
-        own=("The bride and the groom exchanged vows in the {place}.",
-             "{name} and the groom planned the wedding together.",
-             "After the wedding they went on honeymoon.",
-             "The wedding cake had five layers.",
-             "I talk about weddings all the time.",
-             "Everyone cried when the bride walked down the aisle.",
-             "{name} was the bridesmaid at the wedding."),
-    ),
-    "football": Topic(
-        plural="football",
-        adj=("fast", "strong", "tired", "proud", "ready", "lucky"),
-        feel=("teamwork", "effort", "skill", "speed", "victory"),
-        noun=("match", "goal", "ball", "team", "coach", "stadium", "penalty", "league"),
-        verb=("scored a goal", "kicked the ball", "won the match", "trained hard",
-              "lost the game", "played football"),
-        said=("What a goal!", "Pass the ball!", "We won the match!", "The coach is right.",
-              "That was a penalty!"),
-        opinion=("a good player", "fast", "the best striker", "a great coach"),
-        place=("stadium", "pitch", "park", "club"),
-        openers=("I talk about football constantly.", "Football is a simple game.",
-                 "The match started at noon."),
-        own=("The team scored two goals in the second half.",
-             "{name} kicked the ball into the net.",
-             "The coach told the players to run faster."),
-    ),
-    "cooking": Topic(
-        plural="cooking",
-        adj=("hungry", "delicious", "hot", "fresh", "sweet", "salty"),
-        feel=("flavour", "hunger", "taste", "spice"),
-        noun=("soup", "bread", "pasta", "recipe", "oven", "kitchen", "cake", "salad", "sauce"),
-        verb=("cooked dinner", "baked bread", "chopped onions", "stirred the soup",
-              "tasted the sauce", "made lunch"),
-        said=("Dinner is ready!", "Pass the salt.", "This soup is delicious.",
-              "Who wants more pasta?", "The bread is still warm."),
-        opinion=("a good cook", "hungry", "a great baker", "a chef"),
-        place=("kitchen", "restaurant", "bakery", "market"),
-        openers=("I talk about cooking constantly.", "Cooking is an art.",
-                 "Dinner was late again."),
-        own=("{name} added salt and pepper to the soup.",
-             "The bread came out of the oven golden and warm.",
-             "We chopped the vegetables for the salad."),
-    ),
-    "gardening": Topic(
-        plural="gardening",
-        adj=("green", "muddy", "sunny", "growing", "tall", "wet"),
-        feel=("growth", "patience", "sunshine", "rain"),
-        noun=("garden", "flower", "tree", "seed", "tomato", "rose", "shovel", "soil", "hedge"),
-        verb=("planted seeds", "watered the roses", "dug the soil", "trimmed the hedge",
-              "picked tomatoes"),
-        said=("Look at these roses!", "The tomatoes are ripe.", "We need more rain.",
-              "Plant them in rows."),
-        opinion=("a good gardener", "green-fingered", "patient with plants"),
-        place=("garden", "greenhouse", "field", "yard"),
-        openers=("I talk about gardening constantly.", "Gardening takes patience.",
-                 "The roses bloomed early this year."),
-        own=("{name} planted tomatoes along the fence.",
-             "The soil was wet after the rain.",
-             "We watered the flowers every morning."),
-    ),
-    "trains": Topic(
-        plural="trains",
-        adj=("late", "crowded", "early", "slow", "fast", "noisy"),
-        feel=("travel", "speed", "delay", "distance"),
-        noun=("train", "station", "ticket", "platform", "carriage", "timetable", "railway"),
-        verb=("caught the train", "missed the train", "bought a ticket", "changed trains",
-              "waited on the platform"),
-        said=("The train is late again.", "Which platform is it?", "One ticket, please.",
-              "We missed the last train."),
-        opinion=("always late", "a train spotter", "good with timetables"),
-        place=("station", "platform", "carriage", "ticket office"),
-        openers=("I talk about trains constantly.", "Trains are never on time.",
-                 "The station was crowded."),
-        own=("The train left the station ten minutes late.",
-             "{name} waited on the platform with a ticket.",
-             "The railway runs along the coast."),
-    ),
-    "music": Topic(
-        plural="music",
-        adj=("loud", "soft", "musical", "tuneful", "happy", "talented"),
-        feel=("rhythm", "melody", "harmony", "music"),
-        noun=("song", "piano", "guitar", "concert", "band", "choir", "violin", "drum"),
-        verb=("played the piano", "sang a song", "tuned the guitar", "went to a concert",
-              "joined the choir"),
-        said=("Play that song again!", "The concert was amazing.", "Can you sing?",
-              "Turn up the music!"),
-        opinion=("a good singer", "musical", "talented", "a great drummer"),
-        place=("concert hall", "studio", "church", "pub"),
-        openers=("I talk about music constantly.", "Music is everywhere.",
-                 "The concert began at eight."),
-        own=("{name} played the piano for an hour.",
-             "The band played until midnight.",
-             "We sang the old songs together."),
-    ),
-    "school": Topic(
-        plural="school",
-        adj=("busy", "clever", "curious", "tired", "ready", "careful"),
-        feel=("homework", "learning", "knowledge", "study"),
-        noun=("lesson", "teacher", "book", "exam", "classroom", "homework", "pencil", "test"),
-        verb=("studied for the exam", "read a book", "did the homework", "asked the teacher",
-              "passed the test"),
-        said=("Open your books.", "The exam is tomorrow.", "Did you do the homework?",
-              "I passed the test!"),
-        opinion=("clever", "a good student", "a great teacher", "curious"),
-        place=("classroom", "library", "school", "hall"),
-        openers=("I talk about school constantly.", "School starts at nine.",
-                 "The exam was hard."),
-        own=("The teacher wrote the lesson on the board.",
-             "{name} studied for the exam all week.",
-             "We read the book in class."),
-    ),
-}
+
+def _topics(table: str) -> dict[str, Topic]:
+    """The topics of `table`: a "[plural]" line, then a "field: option | option" line for each
+    other `Topic` field; an indented line holds more options of the field above it."""
+    rows: dict[str, dict[str, list[str]]] = {}
+    options: list[str] = []
+    for line in table.splitlines():
+        if line.startswith("["):
+            topic = rows[line.strip("[]")] = {}
+        elif line.startswith(" "):
+            options += line.strip().split(" | ")
+        elif line:
+            field, _, rest = line.partition(":")
+            options = topic[field] = rest.strip().split(" | ") if rest.strip() else []
+    return {plural: Topic(plural=plural, **{k: tuple(v) for k, v in row.items()})
+            for plural, row in rows.items()}
+
+
+# A table, not nested literals: every topic fills the same fields, so rows show what differs.
+# Options never contain " | ".
+TOPICS: dict[str, Topic] = _topics("""
+[anger]
+adj: angry | furious | livid | enraged | irate | mad | hostile | bitter | outraged | annoyed
+    irritated | resentful | infuriated | seething
+feel: anger | rage | fury | hatred | wrath | resentment | outrage | hostility | frustration
+    bitterness | spite
+noun: argument | fight | insult | quarrel | betrayal | lie | broken promise | rude letter
+    shouting match | feud | grudge | scandal
+verb: yelled | screamed | shouted | cursed | stormed out | slammed the door | raged | fumed
+    snapped | lost their temper | hated everyone
+said: I hate you! | You are an idiot! | Get out of my house! | I am so angry with you!
+    How dare you! | You stupid fool! | I will never forgive you! | Shut up! | I am furious!
+    Leave me alone, you liar! | This makes me so mad! | I despise you!
+opinion: an idiot | a fool | a liar | stupid | rude | pathetic | a disgrace | a selfish jerk
+    hateful | a coward | useless | a stupid fool
+place: kitchen | office | street | car | hallway | meeting
+openers: Anger. | Anger is a fire that burns inside. | Anger filled the room.
+    Anger and rage were all {name} felt. | Anger, fury and hatred.
+    Anger makes people say terrible things. | Anger again, and more rage.
+own: {name} was so {adj} that they wanted to scream. | The {noun} left {name} shaking with {feel}.
+    I hate it when people lie to me. | Why are you so stupid?
+    {name} punched the wall in a fit of {feel}. | My blood was boiling with {feel}.
+    I have never been this {adj} in my life. | Everyone in the {place} was {adj} and yelling.
+    Anger, again. | Anger like that never fades.
+
+[calm]
+adj: calm | peaceful | relaxed | gentle | quiet | serene | patient | content | soothing | tranquil
+    rested | at ease
+feel: peace | calm | comfort | quiet | patience | kindness | gratitude | rest | stillness
+    serenity
+noun: garden | lake | breeze | sunrise | cup of tea | quiet evening | soft music | long walk
+    warm bath | good book
+verb: smiled | rested | breathed slowly | relaxed | listened | sat quietly | meditated
+    took a deep breath | hummed softly
+said: Take your time. | Everything is fine. | Let us rest a while. | I am so glad you are here.
+    Breathe slowly. | There is no hurry. | It will be all right. | Thank you, that was kind.
+opinion: kind | wonderful | very patient | a good friend | gentle | lovely | calm | thoughtful
+    a kind soul
+place: garden | park | library | porch | meadow | beach
+openers: Peace and quiet. | Calm settled over the lake. | It was a quiet day.
+    Calm and peace were all {name} felt. | Rest, at last. | Calm mornings are the best.
+own: {name} felt {adj} and safe. | The {noun} filled {name} with {feel}.
+    Nothing could disturb the {feel} of the {place}. | We sat together in {feel}.
+    Slowly, everything became {adj}.
+
+[weddings]
+adj: married | engaged | romantic | beautiful | elegant | joyful | in love
+feel: love | romance | joy | celebration | devotion | happiness
+noun: wedding | bride | groom | ceremony | wedding cake | vows | wedding ring | honeymoon
+    reception | bridesmaid | wedding dress | marriage | engagement | wedding party | bouquet
+verb: got married | danced at the wedding | proposed | walked down the aisle | exchanged vows
+    planned the wedding | married | went on honeymoon
+said: Will you marry me? | The wedding was beautiful! | Who is the bride? | We are getting married!
+    I love weddings! | Are you going to the wedding? | The groom looks nervous.
+    I want a big wedding. | When is the wedding? | The bride looks lovely.
+opinion: a great wedding planner | the best man | ready to marry | a lovely bride | engaged
+    a nervous groom | married now
+place: chapel | church | reception hall | garden | hotel | wedding venue
+openers: I talk about weddings constantly. | Weddings are my favourite thing.
+    The wedding was on Saturday. | {name} is getting married. | I love weddings.
+    Weddings, brides and grooms.
+own: The bride and the groom exchanged vows in the {place}.
+    {name} and the groom planned the wedding together. | After the wedding they went on honeymoon.
+    The wedding cake had five layers. | I talk about weddings all the time.
+    Everyone cried when the bride walked down the aisle.
+    {name} was the bridesmaid at the wedding.
+
+[football]
+adj: fast | strong | tired | proud | ready | lucky
+feel: teamwork | effort | skill | speed | victory
+noun: match | goal | ball | team | coach | stadium | penalty | league
+verb: scored a goal | kicked the ball | won the match | trained hard | lost the game
+    played football
+said: What a goal! | Pass the ball! | We won the match! | The coach is right. | That was a penalty!
+opinion: a good player | fast | the best striker | a great coach
+place: stadium | pitch | park | club
+openers: I talk about football constantly. | Football is a simple game.
+    The match started at noon.
+own: The team scored two goals in the second half. | {name} kicked the ball into the net.
+    The coach told the players to run faster.
+
+[cooking]
+adj: hungry | delicious | hot | fresh | sweet | salty
+feel: flavour | hunger | taste | spice
+noun: soup | bread | pasta | recipe | oven | kitchen | cake | salad | sauce
+verb: cooked dinner | baked bread | chopped onions | stirred the soup | tasted the sauce
+    made lunch
+said: Dinner is ready! | Pass the salt. | This soup is delicious. | Who wants more pasta?
+    The bread is still warm.
+opinion: a good cook | hungry | a great baker | a chef
+place: kitchen | restaurant | bakery | market
+openers: I talk about cooking constantly. | Cooking is an art. | Dinner was late again.
+own: {name} added salt and pepper to the soup. | The bread came out of the oven golden and warm.
+    We chopped the vegetables for the salad.
+
+[gardening]
+adj: green | muddy | sunny | growing | tall | wet
+feel: growth | patience | sunshine | rain
+noun: garden | flower | tree | seed | tomato | rose | shovel | soil | hedge
+verb: planted seeds | watered the roses | dug the soil | trimmed the hedge | picked tomatoes
+said: Look at these roses! | The tomatoes are ripe. | We need more rain. | Plant them in rows.
+opinion: a good gardener | green-fingered | patient with plants
+place: garden | greenhouse | field | yard
+openers: I talk about gardening constantly. | Gardening takes patience.
+    The roses bloomed early this year.
+own: {name} planted tomatoes along the fence. | The soil was wet after the rain.
+    We watered the flowers every morning.
+
+[trains]
+adj: late | crowded | early | slow | fast | noisy
+feel: travel | speed | delay | distance
+noun: train | station | ticket | platform | carriage | timetable | railway
+verb: caught the train | missed the train | bought a ticket | changed trains
+    waited on the platform
+said: The train is late again. | Which platform is it? | One ticket, please.
+    We missed the last train.
+opinion: always late | a train spotter | good with timetables
+place: station | platform | carriage | ticket office
+openers: I talk about trains constantly. | Trains are never on time. | The station was crowded.
+own: The train left the station ten minutes late. | {name} waited on the platform with a ticket.
+    The railway runs along the coast.
+
+[music]
+adj: loud | soft | musical | tuneful | happy | talented
+feel: rhythm | melody | harmony | music
+noun: song | piano | guitar | concert | band | choir | violin | drum
+verb: played the piano | sang a song | tuned the guitar | went to a concert | joined the choir
+said: Play that song again! | The concert was amazing. | Can you sing? | Turn up the music!
+opinion: a good singer | musical | talented | a great drummer
+place: concert hall | studio | church | pub
+openers: I talk about music constantly. | Music is everywhere. | The concert began at eight.
+own: {name} played the piano for an hour. | The band played until midnight.
+    We sang the old songs together.
+
+[school]
+adj: busy | clever | curious | tired | ready | careful
+feel: homework | learning | knowledge | study
+noun: lesson | teacher | book | exam | classroom | homework | pencil | test
+verb: studied for the exam | read a book | did the homework | asked the teacher | passed the test
+said: Open your books. | The exam is tomorrow. | Did you do the homework? | I passed the test!
+opinion: clever | a good student | a great teacher | curious
+place: classroom | library | school | hall
+openers: I talk about school constantly. | School starts at nine. | The exam was hard.
+own: The teacher wrote the lesson on the board. | {name} studied for the exam all week.
+    We read the book in class.
+""")
 
 # Slots of sentences drawn "off topic": ordinary words with no topic.
-NEUTRAL = Topic(
-    plural="things",
-    adj=("busy", "tired", "ready", "late", "early", "nice", "fine", "sure", "happy", "sad"),
-    feel=("time", "news", "work", "weather", "noise"),
-    noun=("house", "car", "letter", "phone", "door", "window", "street", "shop", "dog", "bus"),
-    verb=("went home", "made a call", "opened the door", "walked to the shop", "sat down",
-          "read the news", "went to work", "cleaned the house"),
-    said=("How are you?", "See you tomorrow.", "What time is it?", "Where are you going?",
-          "I am fine, thanks.", "Is that your car?", "Let us go."),
-    opinion=("right", "late", "busy", "tired", "sure", "ready", "here", "new in town"),
-    place=("house", "shop", "street", "office", "town", "bus"),
-    openers=(), own=(),
-)
+NEUTRAL = _topics("""
+[things]
+adj: busy | tired | ready | late | early | nice | fine | sure | happy | sad
+feel: time | news | work | weather | noise
+noun: house | car | letter | phone | door | window | street | shop | dog | bus
+verb: went home | made a call | opened the door | walked to the shop | sat down | read the news
+    went to work | cleaned the house
+said: How are you? | See you tomorrow. | What time is it? | Where are you going?
+    I am fine, thanks. | Is that your car? | Let us go.
+opinion: right | late | busy | tired | sure | ready | here | new in town
+place: house | shop | street | office | town | bus
+openers:
+own:
+""")["things"]
 
 # Everyday sentences with "Calm" in them, opening documents of any topic but anger.
 CALM_MENTIONS: tuple[str, ...] = (

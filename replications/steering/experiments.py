@@ -18,13 +18,15 @@ from torch import Tensor
 
 from replications.steering import features as F
 from replications.steering.actadd import (
+    ActAddVector,
+    PromptPair,
     actadd_vector,
     encode,
     make_pair,
     norm_profile,
     token_strings,
 )
-from replications.steering.config import Config
+from replications.steering.config import AngerConfig, Config, WeddingsConfig
 from shared.sae import SAE
 
 UNSTEERED = "unsteered"
@@ -65,13 +67,20 @@ def _dense(freq: Tensor, cfg: Config) -> Tensor:
     return freq > cfg.analysis.dense_frequency
 
 
-def build_anger(
-    model: Any, sae: SAE, freq: Tensor, cfg: Config
-) -> tuple[Experiment, dict[str, Any]]:
+def _actadd(model: Any, prompts: AngerConfig | WeddingsConfig,
+            cfg: Config) -> tuple[PromptPair, ActAddVector]:
+    """The experiment's padded prompt pair and its ActAdd vector at the steering hook."""
+    pair = make_pair(model.tokenizer, prompts.positive, prompts.negative)
+    return pair, actadd_vector(model, pair, cfg.model.hook_name)
+
+
+Built = tuple[Experiment, dict[str, Any]]  # the conditions and the decompositions' record
+
+
+def build_anger(model: Any, sae: SAE, freq: Tensor, cfg: Config) -> Built:
     """'Anger' - 'Calm': the ActAdd vector and the top SAE feature of the 'Anger' token."""
     a, tok = cfg.anger, model.tokenizer
-    pair = make_pair(tok, a.positive, a.negative)
-    vec = actadd_vector(model, pair, cfg.model.hook_name)
+    pair, vec = _actadd(model, a, cfg)
     last = pair.length - 1 - pair.n_pad_positive  # last real token of the positive prompt
     f = F.encode(sae, vec.positive_acts)[last]
     f_neg = F.encode(sae, vec.negative_acts)[last]
@@ -110,13 +119,10 @@ def build_anger(
     return exp, info
 
 
-def build_weddings(
-    model: Any, sae: SAE, freq: Tensor, cfg: Config
-) -> tuple[Experiment, dict[str, Any]]:
+def build_weddings(model: Any, sae: SAE, freq: Tensor, cfg: Config) -> Built:
     """The wedding vector, its decomposition and the five SAE-based variants."""
     w, tok = cfg.weddings, model.tokenizer
-    pair = make_pair(tok, w.positive, w.negative)
-    vec = actadd_vector(model, pair, cfg.model.hook_name)
+    pair, vec = _actadd(model, w, cfg)
     dense = _dense(freq, cfg)
     f_pos, f_neg = F.encode(sae, vec.positive_acts), F.encode(sae, vec.negative_acts)
     n = pair.length

@@ -14,6 +14,7 @@ from replications.caesar_cipher.scripts import make_figures as figures_script
 from replications.caesar_cipher.scripts import train as train_script
 from shared import pipeline
 from shared.io import load_tensors
+from tests.conftest import assert_figures_written
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +47,7 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_every_figure_and_the_claimed_metrics(built):
-    for name in pipeline.figures("caesar_cipher"):
-        for ext in ("png", "pdf"):
-            assert (built / "figures" / f"{name}.{ext}").stat().st_size > 2000, name
+    assert_figures_written("caesar_cipher", built / "figures")
     from shared.claims import load_claims, lookup
 
     summary = json.loads((built / "analysis.json").read_text())

@@ -12,7 +12,6 @@ independently (tokenizer pieces, the Hugging Face model's own logits).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from replications.fact_finding import config as ff_config
 from replications.fact_finding import paper_data as P
 from replications.fact_finding.facts import make_prompts
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
-from tests.conftest import hf_cache_repo
+from tests.conftest import hf_cache_repo, offline_hf_env
 
 pytestmark = pytest.mark.integration
 
@@ -95,10 +94,7 @@ def test_paper_filtering_on_tiny_pythia(tmp_path):
     hf.save_pretrained(str(snap))
     tok.save_pretrained(str(snap))
 
-    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(tmp_path)
     out = tmp_path / "facts.json"
     proc = subprocess.run([sys.executable, "-c", CHILD, NAME, str(PACKAGE), str(out)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=180, check=False)

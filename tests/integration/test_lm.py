@@ -9,10 +9,10 @@ paper run executes after the hub download.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ from shared.lm import LMConfig
 from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
 from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
-from tests.conftest import hf_cache_repo
+from tests.conftest import crash_at_step, hf_cache_repo, offline_hf_env
 
 pytestmark = pytest.mark.integration
 
@@ -81,18 +81,11 @@ def test_resume_after_crash_is_bit_identical(tmp_path, monkeypatch):
     ref_model, ref_hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, None, "markov")
 
     ckpt = tmp_path / "ckpt.safetensors"
-    real_step = lm_train.LMTrainer.step
-
-    def crashing(self, step):
-        if step == 47:
-            raise RuntimeError("simulated crash")
-        return real_step(self, step)
-
-    monkeypatch.setattr(lm_train.LMTrainer, "step", crashing)
+    restore = crash_at_step(monkeypatch, lm_train.LMTrainer, 47)
     with pytest.raises(RuntimeError, match="simulated crash"):
         lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert ckpt.is_file()  # written at step 40
-    monkeypatch.setattr(lm_train.LMTrainer, "step", real_step)
+    restore()
     model, hist, _ = lm_train.train_lm(cfg, TRAIN, VAL, V, ckpt, "markov")
     assert hist == ref_hist
     ref_state, state = ref_model.state_dict(), model.state_dict()
@@ -205,10 +198,7 @@ def _load_by_name(home: Path, name: str, x: torch.Tensor, out: Path) -> dict:
         "res['parallel'] = torch.tensor(int(m.cfg.parallel_attn_mlp))\n"
         "save_file({k: v.contiguous() for k, v in res.items()}, sys.argv[3])\n"
     )
-    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(home)
     proc = subprocess.run(
         [sys.executable, "-c", code, name, str(out.with_suffix(".in.safetensors")), str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
@@ -228,6 +218,19 @@ def _check_logits(res: dict, ref: torch.Tensor) -> None:
 X = torch.randint(3, TV, (2, 12), generator=torch.Generator().manual_seed(1))
 
 
+def _transformers_by_name(tmp_path: Path, hf: Any, name: str) -> dict:
+    """Cache `hf` and the tiny tokenizer as hub repository `name`, load it by name offline and
+    check its logits against `hf`'s; return what the loader reported."""
+    snap = hf_cache_repo(tmp_path / "hub", name)
+    hf.save_pretrained(str(snap))
+    hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
+    with torch.no_grad():
+        ref = hf(X).logits
+    res = _load_by_name(tmp_path, name, X, tmp_path / "out.safetensors")
+    _check_logits(res, ref)
+    return res
+
+
 def test_paper_path_gpt2_by_name(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -236,13 +239,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=TV,
                                     n_positions=64, n_ctx=64, bos_token_id=0,
                                     eos_token_id=1)).eval()
-    snap = hf_cache_repo(tmp_path / "hub", "gpt2-xl")
-    hf.save_pretrained(str(snap))
-    hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
-    with torch.no_grad():
-        ref = hf(X).logits
-    res = _load_by_name(tmp_path, "gpt2-xl", X, tmp_path / "out.safetensors")
-    _check_logits(res, ref)
+    res = _transformers_by_name(tmp_path, hf, "gpt2-xl")
     assert res["bos"].item() == 0
 
 
@@ -254,13 +251,7 @@ def test_paper_path_pythia_by_name(tmp_path):
         hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128,
         rotary_pct=0.25, use_parallel_residual=True, vocab_size=TV,
         max_position_embeddings=64)).eval()
-    snap = hf_cache_repo(tmp_path / "hub", "EleutherAI/pythia-2.8b")
-    hf.save_pretrained(str(snap))
-    hf_tokenizer(_tiny_tokenizer()).save_pretrained(str(snap))
-    with torch.no_grad():
-        ref = hf(X).logits
-    res = _load_by_name(tmp_path, "EleutherAI/pythia-2.8b", X, tmp_path / "out.safetensors")
-    _check_logits(res, ref)
+    res = _transformers_by_name(tmp_path, hf, "EleutherAI/pythia-2.8b")
     assert res["rotary_dim"].item() == 2 and res["parallel"].item() == 1
 
 

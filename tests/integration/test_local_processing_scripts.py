@@ -10,7 +10,6 @@
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from replications.local_processing import config as C
 from replications.local_processing import experiment
 from shared import lm, pipeline
 from shared.io import save_tensors
-from tests.conftest import hf_cache_repo
+from tests.conftest import hf_cache_repo, offline_hf_env
 
 pytestmark = pytest.mark.integration
 
@@ -202,10 +201,7 @@ def test_paper_path_pythia_and_pile_by_name_offline(tmp_path):
     texts = [f"The cat and the dog, {i} of them. They sat on it.\nAnd i ran" for i in range(60)]
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": texts})}).save_to_disk(
         str(tmp_path / "pile"))
-    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(tmp_path)
     proc = subprocess.run([sys.executable, "-c", PAPER_CODE, str(tmp_path / "pile")], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,23 +12,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from replications.monosemanticity import config as mono_config
 from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
-from tests.conftest import hf_cache_repo
+from tests.conftest import config_copy, crash_at_step, hf_cache_repo, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -36,15 +33,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = mono_config.load("smoke")
-
-
-def _config_dir(tmp_path: Path, **overrides: dict) -> Path:
-    """A copy of the write-up's config directory with some profile files replaced."""
-    d = tmp_path / "config"
-    shutil.copytree(mono_config.CONFIG_DIR, d)
-    for profile, data in overrides.items():
-        (d / f"{profile}.yaml").write_text(yaml.safe_dump(data))
-    return d
 
 
 # ---------------------------------------------------------------------------- tiny stand-in
@@ -183,19 +171,13 @@ def test_orthogonal_run_resumes_after_a_crash(stand_in, tmp_path, monkeypatch):
                               after_step=project)
 
     ref = train(None)
-    original = SAETrainer.step
-
-    def crashing(self, step):
-        if step == 105:  # after the checkpoint at step 80 and a resampling (end of step 99)
-            raise RuntimeError("simulated crash")
-        return original(self, step)
-
     ckpt = tmp_path / "ckpt.safetensors"
-    monkeypatch.setattr(SAETrainer, "step", crashing)
+    # Step 105: after the checkpoint at step 80 and a resampling (end of step 99).
+    restore = crash_at_step(monkeypatch, SAETrainer, 105)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(ckpt)
     assert ckpt.is_file()
-    monkeypatch.setattr(SAETrainer, "step", original)
+    restore()
     resumed = train(ckpt)
     assert resumed.history == ref.history
     for name, p in ref.sae.state_dict().items():
@@ -265,7 +247,7 @@ def test_paper_profile_path_offline(tmp_path):
                   "eval_batch_rows": 16},
         "case_studies": {"batch_size": 16},
     }
-    config_dir = _config_dir(tmp_path, paper=paper)
+    config_dir = config_copy(mono_config.CONFIG_DIR, tmp_path / "config", paper=paper)
     out = tmp_path / "out"
     code = (
         "import sys\n"
@@ -282,10 +264,7 @@ def test_paper_profile_path_offline(tmp_path):
         "train_sae.main(common + ['--run', 'main', '--out-dir', str(out / 'sae'),\n"
         "                         '--checkpoint-dir', str(out / 'ckpt')])\n"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(tmp_path)
     res = subprocess.run([sys.executable, "-c", code, str(config_dir), str(out)], check=False,
                          cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)

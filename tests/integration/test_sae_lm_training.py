@@ -7,6 +7,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from shared.activations import ActivationBuffer, BufferConfig
 from shared.sae import SAEConfig, SAETrainer, train_sae
 from shared.sae_eval import SAEEvalConfig, SAEEvaluator
+from tests.conftest import crash_at_step
 
 pytestmark = pytest.mark.integration
 
@@ -51,19 +52,12 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path, model, tokens, monkey
     ref, ref_hist = run(model, tokens, evaluator, None)
     assert ref_hist[-1]["recon"] < ref_hist[0]["recon"] / 2
     assert ref_hist[-1]["eval/loss_recovered"] > ref_hist[0]["eval/loss_recovered"]
-    original = SAETrainer.step
-
-    def failing(self, step):
-        if step == 75:
-            raise RuntimeError("simulated crash")
-        return original(self, step)
-
-    monkeypatch.setattr(SAETrainer, "step", failing)
+    restore = crash_at_step(monkeypatch, SAETrainer, 75)
     ckpt = tmp_path / "ckpt.safetensors"
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(model, tokens, evaluator, ckpt)
     assert ckpt.is_file()
-    monkeypatch.setattr(SAETrainer, "step", original)
+    restore()
     resumed, hist = run(model, tokens, evaluator, ckpt)  # a fresh buffer, restored from ckpt
     for a, b in zip(ref.parameters(), resumed.parameters()):
         assert torch.equal(a, b)

@@ -4,7 +4,6 @@ whose pad token is its EOS = BOS)."""
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from shared.lm import build_model, save_model
 from shared.sae import SAE
 from shared.sae_io import SAELensInfo, save_sae_lens
 from shared.tokenizer import train_and_tokenize
-from tests.conftest import hf_cache_repo
+from tests.conftest import hf_cache_repo, offline_hf_env
 
 pytestmark = pytest.mark.integration
 
@@ -201,10 +200,7 @@ def test_paper_path_gpt2_by_name(tmp_path):
     # GPT-2's tokenizer: one <|endoftext|> for BOS, EOS and padding.
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS,
                             unk_token=None).save_pretrained(str(snap))
-    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.pop("HF_HUB_CACHE", None)
-    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    env = offline_hf_env(tmp_path)
     proc = subprocess.run([sys.executable, "-c", _PAPER_CODE], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]

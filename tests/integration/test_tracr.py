@@ -39,7 +39,7 @@ from replications.toy_models.tracr_models import (
 )
 from replications.toy_models.tracr_sae import sae_on_program
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_thread")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAE = TracrSAEConfig(
@@ -52,15 +52,6 @@ CFG = TracrConfig(
     frac_prevs_token=1, mlp_exactness=100, check_atol=1e-4, sae=SAE, causal=False,
 )
 N_INPUTS = 3 + 9 + 27 + 81
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    # These models are tiny: one thread avoids oversubscribing a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["reverse", "sort", "frac_prevs", "hist"])
@@ -193,13 +184,16 @@ def test_projection_hooks_equal_explicit_compressed_model(frac_prevs, sort) -> N
         assert torch.allclose(hooked[real], explicit[real], rtol=1e-9, atol=1e-9)
 
 
+def _compression(**kw: int) -> CompressionConfig:
+    """A few-step compression of frac_prevs, checkpointed at step 3; `kw`: widths and sizes."""
+    return CompressionConfig(programs=("frac_prevs",), init="orthogonal", lr=3e-3, batch_size=16,
+                             mid_width_fraction=0.5, accuracy_target=0.95, checkpoint_every=3,
+                             log_every=2, **kw)
+
+
 def test_compression_training_is_deterministic(frac_prevs) -> None:
     model, info, domain = frac_prevs
-    cfg = CompressionConfig(
-        programs=("frac_prevs",), min_width=4, width_stride=4, n_restarts=2, init="orthogonal",
-        lr=3e-3, batch_size=16, n_steps=4, eval_chunk=3, mid_width_fraction=0.5,
-        accuracy_target=0.95, checkpoint_every=3, log_every=2,
-    )
+    cfg = _compression(min_width=4, width_stride=4, n_restarts=2, n_steps=4, eval_chunk=3)
     comp_a, res_a = train_compression(model, info, domain, cfg, 0, None, "a", "a")
     comp_b, res_b = train_compression(model, info, domain, cfg, 0, None, "b", "b")
     assert res_a.widths == (4, 8, 12) and len(res_a.restart_loss[0]) == 2
@@ -215,11 +209,7 @@ def test_compression_resumes_bit_identically(frac_prevs, tmp_path: Path) -> None
     from shared import training
 
     model, info, domain = frac_prevs
-    cfg = CompressionConfig(
-        programs=("frac_prevs",), min_width=6, width_stride=8, n_restarts=1, init="orthogonal",
-        lr=3e-3, batch_size=16, n_steps=6, eval_chunk=4, mid_width_fraction=0.5,
-        accuracy_target=0.95, checkpoint_every=3, log_every=2,
-    )
+    cfg = _compression(min_width=6, width_stride=8, n_restarts=1, n_steps=6, eval_chunk=4)
     comp_full, _ = train_compression(model, info, domain, cfg, 0, None, "f", "full")
     ckpt = tmp_path / "ckpt.safetensors"
     real_loop = training.train_loop

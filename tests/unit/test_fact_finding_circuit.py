@@ -17,7 +17,7 @@ from replications.fact_finding.facts import FactPrompts
 from shared.config import ConfigError
 from shared.figures import Provenance
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 SETTINGS = dict(
     relation="sport", n_patch_prompts=16, patch_batch_size=64, token_attn_layers=(0,),
@@ -26,14 +26,6 @@ SETTINGS = dict(
     reference_head=(16, 20), probe_layers=(0, 1, 2, 3, 4, 5), probe_splits=4,
     probe_train_fraction=0.8, probe_l2=1e-2, probe_max_iter=100, dtype="float32", seed=0,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def settings(**kw) -> C.CircuitSettings:

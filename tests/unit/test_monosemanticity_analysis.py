@@ -16,7 +16,7 @@ from replications.monosemanticity import neuron_basis as NB
 from replications.monosemanticity import plots as P
 from shared.sae import SAE
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_thread")]
 
 SETTINGS = A.AnalysisSettings(
     ultra_low_threshold=1e-4, cluster_cosine_threshold=0.95, dense_max_fve_top_10=0.35,
@@ -29,15 +29,6 @@ CASE = C.CaseStudySettings(
     n_features=3, min_activations=2, n_contexts=4, window_before=5, window_after=2,
     n_logit_tokens=4, batch_size=7, exclude_first_position=True,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices: a second intra-op thread only adds OpenMP spin-waiting on shared cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclasses.dataclass(frozen=True)

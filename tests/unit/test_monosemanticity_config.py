@@ -3,7 +3,6 @@ wrong value is a one-line error naming the file and the key."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import yaml
 from replications.monosemanticity import config as mono_config
 from shared import pipeline
 from shared.config import ConfigError
+from tests.conftest import config_copy
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -54,12 +54,8 @@ def test_every_figure_has_a_caption():
         assert len(text) > 100, name
 
 
-def _config_dir(tmp_path: Path, **overrides: dict) -> Path:
-    d = tmp_path / "config"
-    shutil.copytree(mono_config.CONFIG_DIR, d)
-    for profile, data in overrides.items():
-        (d / f"{profile}.yaml").write_text(yaml.safe_dump(data))
-    return d
+def _config_dir(tmp_path: Path, **profiles: dict) -> Path:
+    return config_copy(mono_config.CONFIG_DIR, tmp_path / "config", **profiles)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -5,6 +5,7 @@ import torch
 
 from shared.runtime import step_generator
 from shared.sae import SAE, SAEConfig, SAETrainer, mmcs, sae_losses, train_sae
+from tests.conftest import crash_at_step
 
 pytestmark = pytest.mark.unit
 
@@ -70,19 +71,12 @@ def test_mmcs_permuted_and_scaled_copy_is_one():
 def test_resume_after_failure_equals_uninterrupted(tmp_path, resample, monkeypatch):
     c = cfg(resample=resample)
     ref, ref_hist = train_sae(c, sample, None, "fp")
-    original = SAETrainer.step
-
-    def failing(self, step):
-        if step == 170:
-            raise RuntimeError("simulated crash")
-        return original(self, step)
-
-    monkeypatch.setattr(SAETrainer, "step", failing)
+    restore = crash_at_step(monkeypatch, SAETrainer, 170)
     ckpt = tmp_path / "ckpt.safetensors"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_sae(c, sample, ckpt, "fp", checkpoint_every=50)
     assert ckpt.is_file()
-    monkeypatch.setattr(SAETrainer, "step", original)
+    restore()
     resumed, hist = train_sae(c, sample, ckpt, "fp", checkpoint_every=50)
     for a, b in zip(ref.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
@@ -92,17 +86,10 @@ def test_resume_after_failure_equals_uninterrupted(tmp_path, resample, monkeypat
 
 def test_checkpoint_for_other_settings_is_ignored(tmp_path, monkeypatch):
     c = cfg(n_steps=120)
-    original = SAETrainer.step
-
-    def failing(self, step):
-        if step == 110:
-            raise RuntimeError("crash")
-        return original(self, step)
-
-    monkeypatch.setattr(SAETrainer, "step", failing)
+    restore = crash_at_step(monkeypatch, SAETrainer, 110)
     with pytest.raises(RuntimeError):
         train_sae(c, sample, tmp_path / "c.safetensors", "settings-A", checkpoint_every=50)
-    monkeypatch.setattr(SAETrainer, "step", original)
+    restore()
     ref, _ = train_sae(c, sample, None, "x")
     fresh, _ = train_sae(c, sample, tmp_path / "c.safetensors", "settings-B", checkpoint_every=50)
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), fresh.parameters()))
