@@ -1,10 +1,11 @@
 """The command-line convention of every pipeline script, and the one way it fails.
 
 A script's `main(argv)` builds its parser with `script_parser` (--profile, --threads, and
---checkpoint-dir for training), reads its inputs inside `with user_errors():`, calls one function
-of its write-up and saves; `if __name__ == "__main__": run(main)`. A user error (bad settings, a
-missing or malformed input) ends it with one `error: ...` line on stderr and exit status 1
-(`fail`); anything else is a bug and keeps its traceback.
+--checkpoint-dir for training) and `add_paths` (its files), reads its inputs inside
+`with user_errors():`, calls one function of its write-up and saves;
+`if __name__ == "__main__": run(main)`. A user error (bad settings, a missing or malformed
+input) ends it with one `error: ...` line on stderr and exit status 1 (`fail`); anything else
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def script_parser(description: str, checkpoints: bool = False) -> argparse.Argum
         p.add_argument("--checkpoint-dir", type=Path, required=True,
                        help="where resumable checkpoints live (not a pipeline output)")
     return p
+
+
+def add_paths(p: argparse.ArgumentParser, *names: str,
+              **helped: str | None) -> argparse.ArgumentParser:
+    """Add a required path option for each name, then for each keyword (with its help text),
+    in order; a name is the option's dest (`figure_dir` is --figure-dir). Returns `p`."""
+    for name, text in [*((n, None) for n in names), *helped.items()]:
+        p.add_argument("--" + name.replace("_", "-"), type=Path, required=True, help=text)
+    return p
+
+
+def parse_and_setup(p: argparse.ArgumentParser, argv: list[str] | None,
+                    setup: Callable[[str, int], T]) -> tuple[argparse.Namespace, T]:
+    """The parsed arguments and what the write-up's `setup(profile, threads)` makes of them
+    (its configuration, with threads and seeds set)."""
+    args = p.parse_args(argv)
+    return args, setup(args.profile, args.threads)
 
 
 def load_and_setup(load: Callable[[str], T], profile: str, threads: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def save_figure(fig: plt.Figure, png_path: Path, provenance: Provenance) -> tupl
 def save_writeup_figures(writeup: str, figures: dict[str, plt.Figure], figure_dir: Path,
                          provenance: Provenance) -> None:
     """Save a write-up's figures (PNG + PDF) into `figure_dir`, refusing a set that differs
-    from the figures its manifest (writeup.yaml) declares."""
+    from the figures its manifest (writeup.yaml) declares; one `[figures]` line on stderr."""
     from shared import pipeline
 
     declared = set(pipeline.figures(writeup))
@@ -125,6 +126,8 @@ def save_writeup_figures(writeup: str, figures: dict[str, plt.Figure], figure_di
                          f"{sorted(declared)}")
     for name, fig in figures.items():
         save_figure(fig, Path(figure_dir) / f"{name}.png", provenance)
+    print(f"[figures] {len(figures)} figures -> {figure_dir}", file=sys.stderr)
+
 
 def read_png_provenance(png_path: Path) -> str:
     """The provenance text stored in a PNG written by `save_figure`."""

@@ -190,6 +190,20 @@ def test_script_parser_takes_seed_variants(capsys):
     assert "unknown profile 'smoke-seed0'" in capsys.readouterr().err
 
 
+def test_add_paths_keeps_the_option_order_and_help(capsys):
+    from shared.cli import add_paths, parse_and_setup, script_parser
+
+    p = add_paths(script_parser("x"), "analysis", "figure_dir", sweep="the sweep", out=None)
+    assert [a.option_strings for a in p._actions[-4:]] == [
+        ["--analysis"], ["--figure-dir"], ["--sweep"], ["--out"]]
+    assert [a.help for a in p._actions[-4:]] == [None, None, "the sweep", None]
+    assert all(a.required and a.type is Path for a in p._actions[-4:])
+    args, cfg = parse_and_setup(
+        p, ["--profile", "smoke", "--threads", "2", "--analysis", "a", "--figure-dir", "f",
+            "--sweep", "s", "--out", "o"], lambda profile, threads: (profile, threads))
+    assert cfg == ("smoke", 2) and args.figure_dir == Path("f")
+
+
 def test_seed_variants_keep_the_training_text_generators():
     """The stand-ins' training text is the same on every seed: fact finding's world and
     steering's documents keep their seeds, the LM's seed moves."""

@@ -15,17 +15,15 @@ from pathlib import Path
 
 from replications.caesar_cipher import analysis, train
 from replications.caesar_cipher.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
     p = script_parser(__doc__.splitlines()[0])
     p.add_argument("--models", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--tensors", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    add_paths(p, "out", "tensors")
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         loaded = [train.load_model(path) for path in args.models]
     summary: dict = {"modes": {}}

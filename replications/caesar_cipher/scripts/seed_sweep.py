@@ -21,7 +21,7 @@ from replications.caesar_cipher.config import WRITEUP
 from replications.caesar_cipher.scripts._common import setup
 from shared import pipeline
 from shared.claims import evaluate, load_claims
-from shared.cli import run, script_parser
+from shared.cli import add_paths, parse_and_setup, run, script_parser
 from shared.io import write_json
 from shared.runtime import seed_everything
 
@@ -48,9 +48,8 @@ def one_seed(cfg: Any, seed: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = script_parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    add_paths(p, "out")
+    args, cfg = parse_and_setup(p, argv, setup)
     claims = load_claims(Path(pipeline.claims_path(WRITEUP)))
     table: dict[str, dict[str, Any]] = {}
     for seed in args.seeds:

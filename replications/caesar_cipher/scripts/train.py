@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.caesar_cipher import data, train
 from replications.caesar_cipher.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 from shared.runtime import pick_device
 
@@ -23,10 +22,8 @@ from shared.runtime import pick_device
 def main(argv: list[str] | None = None) -> None:
     p = script_parser(__doc__.splitlines()[0], checkpoints=True)
     p.add_argument("--mode", required=True, choices=data.MODES)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--history", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    add_paths(p, "out", "history")
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         if args.mode not in cfg.train.modes:
             raise ValueError(f"mode {args.mode} is not in train.modes {list(cfg.train.modes)}")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from replications.fact_finding.config import Config, load
-from shared.cli import load_and_setup, script_parser, user_errors
+from shared.cli import load_and_setup, parse_and_setup, script_parser, user_errors
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
@@ -29,8 +29,7 @@ def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None, frozen: bool
     from replications.fact_finding.facts import load_facts
     from shared.lm import load_model
 
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         facts = load_facts(args.facts)
         model = load_model(args.model, device=cfg.model.device, frozen=frozen)

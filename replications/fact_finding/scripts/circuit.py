@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_results as CR
@@ -21,7 +20,7 @@ from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
 from replications.fact_finding.facts import context_line, known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
-from shared.cli import fail, run, user_errors
+from shared.cli import add_paths, fail, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
@@ -30,11 +29,8 @@ FIGURES = ("patching", "heads", "effective", "probes", "paths")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--facts", type=Path, required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
-    for name in FIGURES:
-        p.add_argument(f"--{name}-figure", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]), "facts", "out_dir",
+                  *(f"{name}_figure" for name in FIGURES))
     t0 = time.perf_counter()
     args, cfg, facts, model = open_inputs(p, argv, frozen=True)
     settings = cfg.circuit

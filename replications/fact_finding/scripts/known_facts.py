@@ -16,7 +16,7 @@ from replications.fact_finding import recall
 from replications.fact_finding.facts import Relation
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import load_world
-from shared.cli import fail, run
+from shared.cli import add_paths, fail, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import write_json
@@ -28,10 +28,8 @@ PACKAGE = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--world", type=Path, help="world.json (stand-in profiles)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--figure", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    add_paths(p, "out", "figure")
+    args, cfg = parse_and_setup(p, argv, setup)
     if cfg.model.source == "stand_in":
         if args.world is None:
             raise FileNotFoundError("--world is needed with the stand-in")

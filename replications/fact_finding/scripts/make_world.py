@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from pathlib import Path
 
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import documents, make_world, save_world, write_documents
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0], model=False)
-    p.add_argument("--world", type=Path, required=True)
-    p.add_argument("--docs", type=Path, required=True)
-    args = p.parse_args()
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False), "world", "docs")
+    args, cfg = parse_and_setup(p, None, setup)
     world = make_world(cfg.world)
     docs = documents(world, cfg.world)
     save_world(world, args.world)

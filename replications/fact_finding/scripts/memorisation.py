@@ -12,25 +12,21 @@ label, the model's own readout applied to each residual (the partial sum) as wel
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.fact_finding import plots
 from replications.fact_finding import toy_memorisation as M
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False)
-    p.add_argument("--results", type=Path, required=True, help="curves and probes (.json)")
-    p.add_argument("--metrics", type=Path, required=True, help="flat metrics (.json)")
-    p.add_argument("--figure-training", type=Path, required=True, help=".png (+ .pdf)")
-    p.add_argument("--figure-probes", type=Path, required=True, help=".png (+ .pdf)")
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads, seed=0)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False),
+                  results="curves and probes (.json)", metrics="flat metrics (.json)",
+                  figure_training=".png (+ .pdf)", figure_probes=".png (+ .pdf)")
+    args, cfg = parse_and_setup(p, argv, setup)
     s = cfg.memorisation
     results = M.run(s)
     write_json(args.results, results)

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.fact_finding import neuron_facts, neurons, plots
 from replications.fact_finding.facts import known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
-from shared.cli import run, user_errors
+from shared.cli import add_paths, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--facts", type=Path, required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--figure", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]), "facts", "out_dir", "figure")
     t0 = time.perf_counter()
     args, cfg, facts, model = open_inputs(p, argv)
     with user_errors():

@@ -11,21 +11,16 @@ the figures draw.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.grid_challenge import analysis, train
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--tensors", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(script_parser(__doc__.splitlines()[0]), "model", "out", "tensors")
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         model = train.load_model(args.model)
     summary, tensors = analysis.analyse(model, cfg)

@@ -11,20 +11,16 @@ its figure draws. Needs no training (the same at every profile).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.grid_challenge import handset
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import run, script_parser
+from shared.cli import add_paths, parse_and_setup, run, script_parser
 from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--tensors", type=Path, required=True)
-    args = p.parse_args(argv)
-    setup(args.profile, args.threads)
+    p = add_paths(script_parser(__doc__.splitlines()[0]), "out", "tensors")
+    args, _ = parse_and_setup(p, argv, setup)
     model, neurons = handset.build()
     summary, tensors = handset.evaluate(model, neurons)
     write_json(args.out, summary)

@@ -9,36 +9,26 @@ Writes every figure of the manifest (writeup.yaml) as PNG + PDF into --figure-di
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from replications.grid_challenge import plots
 from replications.grid_challenge.config import WRITEUP
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance, save_writeup_figures
 from shared.io import load_tensors, read_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0])
-    p.add_argument("--analysis", type=Path, required=True)
-    p.add_argument("--tensors", type=Path, required=True)
-    p.add_argument("--handset", type=Path, required=True)
-    p.add_argument("--handset-tensors", type=Path, required=True)
-    p.add_argument("--figure-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(script_parser(__doc__.splitlines()[0]), "analysis", "tensors", "handset",
+                  "handset_tensors", "figure_dir")
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         summary = read_json(args.analysis)
         tensors = load_tensors(args.tensors)
         hs = read_json(args.handset)
         tensors.update(load_tensors(args.handset_tensors))
     prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
-    figures = plots.all_figures(summary, hs, tensors)
-    save_writeup_figures(WRITEUP, figures, args.figure_dir, prov)
-    print(f"[figures] {len(figures)} figures -> {args.figure_dir}", file=sys.stderr)
+    save_writeup_figures(WRITEUP, plots.all_figures(summary, hs, tensors), args.figure_dir, prov)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.grid_challenge import train
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 from shared.runtime import pick_device
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0], checkpoints=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--history", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(script_parser(__doc__.splitlines()[0], checkpoints=True), "out", "history")
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         device = pick_device(cfg.train.device)
     t0 = time.perf_counter()

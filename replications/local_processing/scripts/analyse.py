@@ -8,20 +8,17 @@ Writes the analysis JSON that `local_metrics` puts under `analysis` in metrics.j
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.local_processing.analysis import Harvest, summarise
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0])
-    p.add_argument("--harvest", type=Path, required=True, help="directory of the harvest rule")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(script_parser(__doc__.splitlines()[0]),
+                  harvest="directory of the harvest rule", out=None)
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         h = Harvest.load(args.harvest)
         summary = summarise(h, cfg.analysis, cfg.categories, cfg.figures.token_label_chars)

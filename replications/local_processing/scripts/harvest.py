@@ -20,7 +20,7 @@ import torch
 
 from replications.local_processing import experiment, prompts
 from replications.local_processing.scripts._common import setup
-from shared.cli import run, script_parser, user_errors
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.config import ConfigError
 from shared.lm import describe_model, load_model
 
@@ -31,9 +31,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="stand-in LM directory or a pretrained name (EleutherAI/pythia-2.8b)")
     p.add_argument("--tokens", type=Path,
                    help="the stand-in's tokens.safetensors (stand-in profiles only)")
-    p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    add_paths(p, "out_dir")
+    args, cfg = parse_and_setup(p, argv, setup)
     stand_in = cfg.data.source == "stand_in"
     with user_errors():
         if stand_in != (args.tokens is not None):

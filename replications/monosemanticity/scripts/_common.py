@@ -8,7 +8,7 @@ from typing import Any
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.config import Config, load
-from shared.cli import load_and_setup, script_parser, user_errors
+from shared.cli import load_and_setup, parse_and_setup, script_parser, user_errors
 
 
 def parser(description: str, model: bool = True) -> argparse.ArgumentParser:
@@ -30,8 +30,7 @@ def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None,
                 ) -> tuple[argparse.Namespace, Config, Any, runs.Tokens]:
     """Every model script's start: the arguments, the profile's configuration (seeds, threads),
     the LM and its token rows (user errors: one line)."""
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         model = runs.load_lm(args.model, cfg.model.device)
         tokens = runs.load_token_rows(args.tokens, cfg)

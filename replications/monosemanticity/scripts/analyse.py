@@ -24,7 +24,7 @@ from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import run, user_errors
+from shared.cli import add_paths, parse_and_setup, run, user_errors
 from shared.io import load_tensors, read_json, save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -52,13 +52,8 @@ def case_payload(cases: list[C.CaseStudy], decode) -> tuple[dict, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sae", type=Path, required=True)
-    p.add_argument("--seed2", type=Path, required=True)
-    p.add_argument("--orthogonal", type=Path, required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0]), "sae", "seed2", "orthogonal", "out_dir")
+    args, cfg = parse_and_setup(p, argv, setup)
     t0 = time.perf_counter()
     settings, thr = cfg.analysis, cfg.analysis.ultra_low_threshold
     with user_errors():

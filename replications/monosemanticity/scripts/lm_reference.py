@@ -11,13 +11,12 @@ Writes {"final": {"val_loss": ...}, "by_position": [...]} and the figure (PNG + 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 
 from replications.monosemanticity import plots
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
@@ -34,9 +33,7 @@ def loss_by_position(model, rows: torch.Tensor, batch_rows: int) -> torch.Tensor
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--figure", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]), "out", "figure")
     args, cfg, model, tokens = open_inputs(p, argv)
     by_pos = loss_by_position(model, tokens.eval[: cfg.model.loss_eval_rows],
                               cfg.train.eval_batch_rows)

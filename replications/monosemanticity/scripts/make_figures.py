@@ -24,7 +24,7 @@ from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
 from shared import pipeline
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import load_tensors, read_json
@@ -73,14 +73,9 @@ def resample_steps(sae: SAEConfig) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False)
-    p.add_argument("--sae", type=Path, required=True)
-    p.add_argument("--seed2", type=Path, required=True)
-    p.add_argument("--orthogonal", type=Path, required=True)
-    p.add_argument("--analysis", type=Path, required=True)
-    p.add_argument("--figure-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False),
+                  "sae", "seed2", "orthogonal", "analysis", "figure_dir")
+    args, cfg = parse_and_setup(p, argv, setup)
     settings, thr = cfg.analysis, cfg.analysis.ultra_low_threshold
     provenance = Provenance.make("monosemanticity", args.profile, config_hash(cfg))
     weights, freq = load(args.sae, thr)

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import fail, run, user_errors
+from shared.cli import add_paths, fail, parse_and_setup, run, user_errors
 from shared.config import ConfigError
 from shared.io import save_tensors
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False)
-    p.add_argument("--out", type=Path, required=True, help="tokens.safetensors")
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False), out="tokens.safetensors")
+    args, cfg = parse_and_setup(p, argv, setup)
     m = cfg.model
     if m.source != "pretrained":
         fail(ConfigError(f"profile {args.profile}: model.source is {m.source}, not pretrained"))

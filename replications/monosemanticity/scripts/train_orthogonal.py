@@ -20,7 +20,7 @@ from pathlib import Path
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import run, user_errors
+from shared.cli import add_paths, run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--from", dest="source", type=Path, required=True,
                    help="the first SAE's output directory")
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--checkpoint-dir", type=Path, required=True)
+    add_paths(p, "out_dir", "checkpoint_dir")
     args, cfg, model, tokens = open_inputs(p, argv)
     with user_errors():
         first, _, _ = load_sae_lens(args.source)

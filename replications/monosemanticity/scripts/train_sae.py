@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--run", choices=("main", "seed2"), required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--checkpoint-dir", type=Path, required=True)
+    add_paths(p, "out_dir", "checkpoint_dir")
     args, cfg, model, tokens = open_inputs(p, argv)
     sae_cfg = cfg.sae if args.run == "main" else dataclasses.replace(
         cfg.sae, seed=cfg.second_seed.seed)

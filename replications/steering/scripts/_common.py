@@ -11,7 +11,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from replications.steering.config import WRITEUP, Config, load
-from shared.cli import load_and_setup, script_parser, user_errors
+from shared.cli import load_and_setup, parse_and_setup, script_parser, user_errors
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
 from shared.io import load_tensors, read_json
@@ -36,8 +36,7 @@ def setup(profile: str, threads: int, seed: int = 0) -> Config:
 def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, Config, Any, Rows | None]:
     """Every model script's start: the arguments, the profile's configuration (seeds, threads),
     the model and, when the parser takes --tokens, the token rows (user errors: one line)."""
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
         model = load_lm(args.model, cfg.model.device)
         rows = load_rows(args.tokens, cfg) if getattr(args, "tokens", None) else None

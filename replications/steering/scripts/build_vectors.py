@@ -14,21 +14,19 @@ at least `analysis.profile_min_count` times.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.steering import experiments as E
 from replications.steering import features as F
 from replications.steering import sae_run
 from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
-from shared.cli import run, user_errors
+from shared.cli import add_paths, run, user_errors
 from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sae", type=Path, required=True, help="the steer_sae output directory")
-    p.add_argument("--out-dir", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]),
+                  sae="the steer_sae output directory", out_dir=None)
     args, cfg, model, rows = open_inputs(p, argv)
     with user_errors():
         run_ = sae_run.load_run(args.sae, model_device(model))

@@ -14,25 +14,20 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from replications.steering.config import VOCAB_DIR
 from replications.steering.docs import SOURCE
 from replications.steering.evaluation import load_vocab, vocab_counts
 from replications.steering.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 from shared.corpus import read_documents
 from shared.io import read_json, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
-    p.add_argument("--corpus-dir", type=Path, required=True)
-    p.add_argument("--docs", type=Path, required=True, help="the synthetic documents")
-    p.add_argument("--tokenizer-dir", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False, tokens=False),
+                  "corpus_dir", docs="the synthetic documents", tokenizer_dir=None, out=None)
+    args, cfg = parse_and_setup(p, argv, setup)
     from transformers import AutoTokenizer
 
     from replications.steering.actadd import encode, single_token, token_strings

@@ -14,12 +14,11 @@ out, that a point of A weakly dominates) and `dominates` (the same, B over A).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.steering.evaluation import dominated_share, frontier_gap, pareto_front
 from replications.steering.experiments import UNSTEERED
 from replications.steering.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 from shared.io import read_json, write_json
 
 COMPARISONS = {
@@ -42,13 +41,9 @@ def points(rollouts: list[dict], losses: list[dict], method: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
-    p.add_argument("--rollouts", type=Path, required=True)
-    p.add_argument("--loss", type=Path, required=True)
-    p.add_argument("--analysis", type=Path, required=True, help="steer_vectors' analysis.json")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False, tokens=False),
+                  "rollouts", "loss", analysis="steer_vectors' analysis.json", out=None)
+    args, cfg = parse_and_setup(p, argv, setup)
     rollouts, losses = read_json(args.rollouts), read_json(args.loss)
     analysis = read_json(args.analysis)
     fc = cfg.frontier

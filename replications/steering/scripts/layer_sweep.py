@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -22,14 +21,13 @@ from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate_multi, seed_uniforms
 from replications.steering.scripts._common import open_inputs, parser
-from shared.cli import run, user_errors
+from shared.cli import add_paths, run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], tokens=False)
-    p.add_argument("--out", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0], tokens=False), "out")
     args, cfg, model, _ = open_inputs(p, argv)
     with user_errors():
         layers = cfg.layer_sweep.layers

@@ -9,18 +9,15 @@ deterministic for the configured seed.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.steering.docs import generate_documents, write_documents
 from replications.steering.scripts._common import parser, setup
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False, tokens=False), "out")
+    args, cfg = parse_and_setup(p, argv, setup)
     docs = generate_documents(cfg.docs)
     write_documents(docs, args.out)
     n_bytes = sum(len(d["text"].encode("utf-8")) for d in docs)

@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from replications.steering import plots
 from replications.steering.scripts._common import parser, provenance, setup
 from shared import pipeline
-from shared.cli import run
+from shared.cli import add_paths, parse_and_setup, run
 from shared.io import read_json
 
 FIGURES = pipeline.figures("steering")  # from the manifest, writeup.yaml
@@ -30,14 +29,10 @@ def _items(cond: dict, n: int) -> list[tuple[str, list[str]]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
-    p.add_argument("--vectors", type=Path, required=True)
-    p.add_argument("--rollouts", type=Path, required=True)
-    p.add_argument("--frontiers", type=Path, required=True)
-    p.add_argument("--sweep", type=Path, required=True, help="the layer sweep's JSON")
-    p.add_argument("--figure-dir", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False, tokens=False),
+                  "vectors", "rollouts", "frontiers", sweep="the layer sweep's JSON",
+                  figure_dir=None)
+    args, cfg = parse_and_setup(p, argv, setup)
     analysis = read_json(args.vectors / "analysis.json")
     rollouts, front = read_json(args.rollouts), read_json(args.frontiers)
     prov = provenance(args.profile, cfg)

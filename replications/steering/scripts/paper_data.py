@@ -12,21 +12,18 @@ context: the write-up's spliced-loss text) with BOS first. Written in the layout
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import einops
 import torch
 
 from replications.steering.scripts._common import parser, setup
-from shared.cli import fail, run
+from shared.cli import add_paths, fail, parse_and_setup, run
 from shared.io import save_tensors
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], model=False, tokens=False)
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    cfg = setup(args.profile, args.threads)
+    p = add_paths(parser(__doc__.splitlines()[0], model=False, tokens=False), "out")
+    args, cfg = parse_and_setup(p, argv, setup)
     if cfg.model.source != "pretrained":
         fail("paper_data is for model.source: pretrained")
     from transformer_lens.loading_from_pretrained import get_official_model_name

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.steering.evaluation import spliced_loss
 from replications.steering.scripts._common import (
@@ -21,14 +20,12 @@ from replications.steering.scripts._common import (
     open_inputs,
     parser,
 )
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--vectors", type=Path, required=True, help="the steer_vectors directory")
-    p.add_argument("--out", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]), vectors="the steer_vectors directory", out=None)
     args, cfg, model, rows = open_inputs(p, argv)
     tensors, analysis = load_vectors(args.vectors)
     out, t0 = {}, time.perf_counter()

@@ -19,15 +19,13 @@ from pathlib import Path
 from replications.steering import sae_run
 from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
-from shared.cli import run, user_errors
+from shared.cli import add_paths, run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--checkpoint-dir", type=Path, required=True)
+    p = add_paths(parser(__doc__.splitlines()[0]), "out_dir", "checkpoint_dir")
     args, cfg, model, rows = open_inputs(p, argv)
     with user_errors():
         if cfg.model.hook_name not in model.hook_dict:

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from shared.cli import script_parser
+from shared.cli import add_paths, script_parser
 from shared.config import config_hash
 from shared.figures import Provenance
+from shared.io import save_tensors, write_json
 from shared.runtime import pick_device, seed_everything, set_threads
 
 WRITEUP = "toy_models"  # the write-up's name (as in config.py, not imported: it loads every part)
@@ -58,3 +59,25 @@ def remove_finished(checkpoint_dir: Path, prefix: str) -> None:
 def output_metadata(profile: str, section: Any) -> dict[str, str]:
     """Safetensors metadata of an output: where it came from."""
     return {"writeup": WRITEUP, "profile": profile, "config_hash": config_hash(section)}
+
+
+def study_parser(description: str) -> argparse.ArgumentParser:
+    """An SAE-on-TMS study's options: the training ones, --out (results) and --weights."""
+    return add_paths(parser(description, training=True), out="results (.json)",
+                     weights="TMS W and SAE decoders")
+
+
+def save_study(args: argparse.Namespace, section: Any, results: dict[str, Any],
+               weights: dict[str, torch.Tensor], prefix: str) -> None:
+    """An SAE-on-TMS study's outputs (--weights with where they came from, --out), then its
+    kept finished models (`<prefix>*`) go."""
+    save_tensors(args.weights, weights, output_metadata(args.profile, section))
+    write_json(args.out, results)
+    remove_finished(args.checkpoint_dir, prefix)
+
+
+def write_metrics(path: Path, metrics: dict[str, Any], tag: str) -> None:
+    """A figures script's metrics JSON, each metric also printed as `[tag] name = value`."""
+    write_json(path, metrics)
+    for k, v in metrics.items():
+        print(f"[{tag}] {k} = {v:.4g}")

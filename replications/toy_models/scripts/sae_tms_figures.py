@@ -7,28 +7,23 @@ Figure 3: MMCS against the TMS's F/H ratio, without and with resampling (best L1
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from replications.toy_models import plots
 from replications.toy_models.sae_tms import (
     resampling_metrics,
     sweep_metrics,
 )
-from replications.toy_models.scripts._common import load_config, parser, provenance
-from shared.cli import run
+from replications.toy_models.scripts._common import load_config, parser, provenance, write_metrics
+from shared.cli import add_paths, run
 from shared.figures import apply_style, save_figure
-from shared.io import read_json, write_json
+from shared.io import read_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], training=False)
-    p.add_argument("--sweep", type=Path, required=True, help="sae_tms_sweep results (.json)")
-    p.add_argument("--resampling", type=Path, required=True,
-                   help="sae_tms_resampling results (.json)")
-    p.add_argument("--metrics", type=Path, required=True, help="metrics (.json)")
-    p.add_argument("--figure-heatmap", type=Path, required=True, help=".png (a .pdf beside it)")
-    p.add_argument("--figure-width", type=Path, required=True, help=".png (+ .pdf)")
-    p.add_argument("--figure-resampling", type=Path, required=True, help=".png (+ .pdf)")
+    p = add_paths(parser(__doc__.splitlines()[0], training=False),
+                  sweep="sae_tms_sweep results (.json)",
+                  resampling="sae_tms_resampling results (.json)", metrics="metrics (.json)",
+                  figure_heatmap=".png (a .pdf beside it)", figure_width=".png (+ .pdf)",
+                  figure_resampling=".png (+ .pdf)")
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
     sweep, study = read_json(args.sweep), read_json(args.resampling)
@@ -38,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     save_figure(plots.width_figure(sweep), args.figure_width, prov)
     save_figure(plots.resampling_figure(study), args.figure_resampling, prov)
     metrics = {**sweep_metrics(sweep), **resampling_metrics(study)}
-    write_json(args.metrics, metrics)
-    for k, v in metrics.items():
-        print(f"[sae_tms_figures] {k} = {v:.4g}")
+    write_metrics(args.metrics, metrics, "sae_tms_figures")
 
 
 if __name__ == "__main__":

@@ -8,37 +8,25 @@ safetensors file (each TMS W and SAE decoder).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from replications.toy_models.sae_tms import (
     SAETMSConfig,
     best_seed_mean_mmcs,
     run_resampling_study,
 )
-from replications.toy_models.scripts._common import (
-    open_inputs,
-    output_metadata,
-    parser,
-    remove_finished,
-)
+from replications.toy_models.scripts._common import open_inputs, save_study, study_parser
 from shared.cli import run
 from shared.config import config_hash
-from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], training=True)
-    p.add_argument("--out", type=Path, required=True, help="results (.json)")
-    p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
-    args, cfg, device = open_inputs(p, argv)
+    args, cfg, device = open_inputs(study_parser(__doc__.splitlines()[0]), argv)
     scfg: SAETMSConfig = cfg.sae_tms
     start = time.perf_counter()
     study, weights = run_resampling_study(
         scfg, cfg.seed, args.checkpoint_dir, f"{config_hash(scfg)}/{cfg.seed}/resampling", device
     )
-    save_tensors(args.weights, weights, output_metadata(args.profile, scfg))
-    write_json(args.out, study)
-    remove_finished(args.checkpoint_dir, "sae_tms_resampling_")
+    save_study(args, scfg, study, weights, "sae_tms_resampling_")
     print(f"[sae_tms_resampling] {len(study['ratios'])} ratios x {len(study['modes'])} modes "
           f"in {time.perf_counter() - start:.1f}s")
     for entry in study["per_ratio"]:

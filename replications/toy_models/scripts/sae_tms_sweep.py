@@ -7,28 +7,18 @@ the TMS represents) and a safetensors file (the TMS W and every SAE decoder).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
 from replications.toy_models.sae_tms import SAETMSConfig, run_width_sweep, train_source_tms
-from replications.toy_models.scripts._common import (
-    open_inputs,
-    output_metadata,
-    parser,
-    remove_finished,
-)
+from replications.toy_models.scripts._common import open_inputs, save_study, study_parser
 from replications.toy_models.tms import sub_seed
 from shared.cli import run
 from shared.config import config_hash
-from shared.io import save_tensors, write_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], training=True)
-    p.add_argument("--out", type=Path, required=True, help="results (.json)")
-    p.add_argument("--weights", type=Path, required=True, help="TMS W and SAE decoders")
-    args, cfg, device = open_inputs(p, argv)
+    args, cfg, device = open_inputs(study_parser(__doc__.splitlines()[0]), argv)
     scfg: SAETMSConfig = cfg.sae_tms
     fingerprint = f"{config_hash(scfg)}/{cfg.seed}/sweep"
     start = time.perf_counter()
@@ -40,10 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     results, decoders = run_width_sweep(scfg, W, cfg.seed, args.checkpoint_dir, fingerprint,
                                         device)
     results["tms_final_loss"] = tms_loss
-    save_tensors(args.weights, {"tms.W": W, "tms.b_final": b, **decoders},
-                 output_metadata(args.profile, scfg))
-    write_json(args.out, results)
-    remove_finished(args.checkpoint_dir, "sae_tms_sweep_")
+    save_study(args, scfg, results, {"tms.W": W, "tms.b_final": b, **decoders}, "sae_tms_sweep_")
     best = torch.tensor(results["mmcs"]).mean(-1).max(dim=1).values  # best L1 by seed mean
     print(f"[sae_tms_sweep] TMS {scfg.n_features}/{scfg.n_hidden}: {results['n_represented']} "
           f"features represented ({tms_time:.1f}s); SAE sweep in "

@@ -8,26 +8,23 @@ as a line and the sticky fractions 1, 3/4, 2/3, 1/2, 2/5, 1/3 dashed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from replications.toy_models import plots
-from replications.toy_models.scripts._common import load_config, parser, provenance
+from replications.toy_models.scripts._common import load_config, parser, provenance, write_metrics
 from replications.toy_models.tms import (
     dimensionality_metrics,
     geometry_metrics,
 )
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.figures import apply_style, save_figure
-from shared.io import load_tensors, write_json
+from shared.io import load_tensors
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], training=False)
-    p.add_argument("--weights", type=Path, required=True, help="tms_train output")
-    p.add_argument("--metrics", type=Path, required=True, help="metrics (.json)")
-    p.add_argument("--figure-geometry", type=Path, required=True, help=".png (a .pdf beside it)")
-    p.add_argument("--figure-dimensionality", type=Path, required=True, help=".png (+ .pdf)")
+    p = add_paths(parser(__doc__.splitlines()[0], training=False),
+                  weights="tms_train output", metrics="metrics (.json)",
+                  figure_geometry=".png (a .pdf beside it)", figure_dimensionality=".png (+ .pdf)")
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
     t = load_tensors(args.weights)
@@ -41,9 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     save_figure(plots.dimensionality_figure(Wd, pd), args.figure_dimensionality, prov)
     metrics: dict[str, Any] = {**geometry_metrics(Wg, pg, thr),
                                **dimensionality_metrics(Wd, pd, thr)}
-    write_json(args.metrics, metrics)
-    for k, v in metrics.items():
-        print(f"[tms_figures] {k} = {v:.4g}")
+    write_metrics(args.metrics, metrics, "tms_figures")
 
 
 if __name__ == "__main__":

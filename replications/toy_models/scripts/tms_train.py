@@ -7,7 +7,6 @@ log (final loss per instance, loss history).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
@@ -28,7 +27,7 @@ from replications.toy_models.tms import (
     sweep_probabilities,
     train_tms,
 )
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -36,9 +35,8 @@ SWEEPS: tuple[str, ...] = ("geometry", "dimensionality")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0], training=True)
-    p.add_argument("--out", type=Path, required=True, help="weights (.safetensors)")
-    p.add_argument("--log", type=Path, required=True, help="training log (.json)")
+    p = add_paths(parser(__doc__.splitlines()[0], training=True),
+                  out="weights (.safetensors)", log="training log (.json)")
     args, cfg, device = open_inputs(p, argv)
     tcfg: TMSConfig = cfg.tms
     tensors, log = {}, {}

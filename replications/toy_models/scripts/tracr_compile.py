@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from replications.toy_models.scripts._common import open_inputs, parser
-from shared.cli import fail, run
+from shared.cli import add_paths, fail, run
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=False)
     p.add_argument("--program", required=True, help="library program (reverse, sort, ...)")
-    p.add_argument("--out-dir", type=Path, required=True)
+    add_paths(p, "out_dir")
     args, cfg, _ = open_inputs(p, argv)
     # Imported after the config so a bad profile fails before jax loads.
     from replications.toy_models.tracr_check import compile_and_convert

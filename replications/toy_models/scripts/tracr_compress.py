@@ -9,10 +9,9 @@ values per width, uncompressed accuracy, training history, summary) and the lear
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from replications.toy_models.scripts._common import open_inputs, parser
-from shared.cli import fail, run
+from shared.cli import add_paths, fail, run
 from shared.config import config_hash
 from shared.io import save_tensors, write_json
 
@@ -20,9 +19,7 @@ from shared.io import save_tensors, write_json
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--program", required=True)
-    p.add_argument("--model-dir", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="results (.json)")
-    p.add_argument("--weights", type=Path, required=True, help="learned W per width (.safetensors)")
+    add_paths(p, "model_dir", out="results (.json)", weights="learned W per width (.safetensors)")
     args, cfg, _ = open_inputs(p, argv)
     import dataclasses
 

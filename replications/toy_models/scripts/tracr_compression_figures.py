@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from replications.toy_models.scripts._common import WRITEUP, load_config, parser
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import read_json, write_json
@@ -19,9 +19,7 @@ from shared.io import read_json, write_json
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=False)
     p.add_argument("--results", type=Path, nargs="+", required=True)
-    p.add_argument("--metrics", type=Path, required=True)
-    p.add_argument("--accuracy-figure", type=Path, required=True)
-    p.add_argument("--sv-figure", type=Path, required=True)
+    add_paths(p, "metrics", "accuracy_figure", "sv_figure")
     args = p.parse_args(argv)
     cfg = load_config(args.profile)
     from replications.toy_models.plots import plot_accuracy, plot_singular_values

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from replications.toy_models.scripts._common import WRITEUP, open_inputs, parser
-from shared.cli import run
+from shared.cli import add_paths, run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import write_json
@@ -21,8 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0], training=True)
     p.add_argument("--models", type=Path, nargs="+", required=True,
                    help="directories with model.safetensors + model.json")
-    p.add_argument("--out", type=Path, required=True, help="results and metrics (.json)")
-    p.add_argument("--figure", type=Path, required=True, help="recovery figure (.png)")
+    add_paths(p, out="results and metrics (.json)", figure="recovery figure (.png)")
     args, cfg, _ = open_inputs(p, argv)
     from replications.toy_models.tracr_models import load_converted
     from replications.toy_models.tracr_sae import plot_recovery, sae_on_program, summary_metrics
