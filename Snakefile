@@ -12,10 +12,9 @@ from pathlib import Path
 
 from shared import config_access, pipeline
 from shared.config import ConfigError, base_profile
-from shared.numerics import pin_numerics_env
 
-# Every job's python inherits these (kernel instruction sets; see shared/numerics.py).
-pin_numerics_env()
+# Importing `shared` pinned the kernel instruction sets (shared/numerics.py) in this process's
+# environment, which every job's python inherits.
 
 try:
     RUN = pipeline.run_config(config)

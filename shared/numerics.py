@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Kernel choices pinned for every job (the Snakefile and the tests set them before torch loads):
+# Kernel choices pinned for every job (importing `shared` or `replications` sets them; torch reads
+# them at its first operation):
 # ATen's vectorised kernels (reductions, softmax, GELU) otherwise follow the CPU's widest
 # instruction set (AVX-512 on one machine, AVX2 on another) and round differently; MKL's
 # conditional-numerical-reproducibility branch does the same for matmuls. AVX2 is the widest

@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 
-from shared.numerics import pin_numerics_env
-
-pin_numerics_env()  # before torch loads MKL, as in every DAG job
-
-import torch  # noqa: E402
+import shared  # noqa: F401  (pins the kernels before torch's first op, as in every DAG job)
 
 # One intra-op thread: tests are many small ops, where a second thread mostly waits (and on a
 # shared 2-core machine makes them ~10x slower). Training code sets its own threads.
