@@ -1,21 +1,20 @@
 # Helpers shared by every write-up's rules file (functions only; rules live in rules.smk files
 # and in shared/zoo.smk and shared/robustness.smk).
 
-import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 from shared import code_deps, config_access
 from shared.config import to_dict
+from shared.io import sha256_file
 
 
 def content_hash(path):
     """A param: the sha256 of an optional file that is not an input ('' while it is absent),
     so the rule reruns when the file appears or changes."""
     def sha(wildcards):
-        p = Path(path)
-        return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+        return sha256_file(Path(path)) if Path(path).is_file() else ""
     return sha
 
 
