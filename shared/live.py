@@ -47,30 +47,27 @@ class LiveLog:
         """Log the rows a checkpoint restored, then start the throughput clock at `step` (the
         first step this process runs)."""
         for row in restored:
-            self._live.step = int(row["step"])
-            for name, value in row.items():
-                if name != "step":
-                    self._live.log_metric(name, value, timestamp=True)
-            self._live.next_step()
+            self._log(int(row["step"]), row, {})
         self._last = (step, time.perf_counter())
 
     def row(self, step: int, metrics: Mapping[str, float]) -> None:
         """Log one history row (after step `step` ran) with the throughput since the last."""
-        live = self._live
-        live.step = step
-        for name, value in metrics.items():
-            if name != "step":
-                live.log_metric(name, value, timestamp=True)
-        now = time.perf_counter()
+        now, rates = time.perf_counter(), {}
         if self._last is not None and step + 1 > self._last[0] and now > self._last[1]:
             steps_per_s = (step + 1 - self._last[0]) / (now - self._last[1])
-            live.log_metric(f"{THROUGHPUT_PREFIX}/steps_per_s", steps_per_s, timestamp=True)
+            rates[f"{THROUGHPUT_PREFIX}/steps_per_s"] = steps_per_s
             if self._per_step is not None:
                 unit, n = self._per_step
-                live.log_metric(f"{THROUGHPUT_PREFIX}/{unit}_per_s", steps_per_s * n,
-                                timestamp=True)
+                rates[f"{THROUGHPUT_PREFIX}/{unit}_per_s"] = steps_per_s * n
         self._last = (step + 1, now)
-        live.next_step()
+        self._log(step, metrics, rates)
+
+    def _log(self, step: int, metrics: Mapping[str, float], rates: Mapping[str, float]) -> None:
+        self._live.step = step
+        for name, value in {**metrics, **rates}.items():
+            if name != "step":
+                self._live.log_metric(name, value, timestamp=True)
+        self._live.next_step()
 
     def close(self) -> None:
         self._live.end()
