@@ -531,10 +531,11 @@ def memorisation_training_figure(results: dict) -> plt.Figure:
     for ax, t in zip(axes[0], tasks):
         for i, (key, m) in enumerate(results["tasks"][t].items()):
             colour = PALETTE[i]
-            ax.plot(m["steps"], m["train_curve"], color=colour, lw=1.5,
+            steps = [r["step"] for r in m["history"]]
+            ax.plot(steps, [r["train_acc"] for r in m["history"]], color=colour, lw=1.5,
                     label=f"{m['depth']}-layer, trained pairs")
-            ax.plot(m["steps"], m["heldout_curve"], color=colour, lw=1.5, ls="--",
-                    label=f"{m['depth']}-layer, held-out pairs")
+            ax.plot(steps, [r["heldout_acc"] for r in m["history"]], color=colour, lw=1.5,
+                    ls="--", label=f"{m['depth']}-layer, held-out pairs")
         ax.axhline(results["chance"]["label"], color="0.5", lw=0.8, ls=":", label="chance")
         ax.set_title(TASK_TITLES.get(t, t))
         ax.set_xlabel("full-batch Adam step")

@@ -293,11 +293,9 @@ def run(s: MemorisationSettings) -> dict:
         probes = probe_model(res.model, task, t, s)
         out["tasks"].setdefault(t, {})[f"l{d}"] = {
             "depth": d, "sites": sites(d),
-            "steps": res.steps, "train_curve": res.train_accuracy,
-            "heldout_curve": res.heldout_accuracy, "loss_curve": res.loss,
             "train_accuracy": res.train_accuracy[-1],
             "heldout_accuracy": res.heldout_accuracy[-1], "final_loss": res.loss[-1],
-            # The same curves as rows, as shared.curves reads a training history.
+            # The curves as rows, the form shared.curves reads a training history in.
             "history": [{"step": st, "loss": lo, "train_acc": a, "heldout_acc": h}
                         for st, lo, a, h in zip(res.steps, res.loss, res.train_accuracy,
                                                 res.heldout_accuracy, strict=True)],

@@ -68,15 +68,16 @@ def test_memorise_random_generalise_rule(results):
     assert s["random_embed_label_probe"] <= 0.7
     assert s["random_final_label_probe"] >= 0.95
     assert s["random_first_probe_embed"] >= 0.8
-    curve = results["tasks"]["random"]["l2"]["train_curve"]
+    history = results["tasks"]["random"]["l2"]["history"]
+    curve = [r["train_acc"] for r in history]
     assert curve[0] < 0.8 and curve[-1] == 1.0
-    assert results["tasks"]["random"]["l2"]["steps"] == [0, 50, 100, 150, 200]
+    assert [r["step"] for r in history] == [0, 50, 100, 150, 200]
 
 
 def test_run_is_deterministic(results):
     again = M.run(dataclasses.replace(TINY, tasks=("random",), depths=(2,)))
     a, b = again["tasks"]["random"]["l2"], results["tasks"]["random"]["l2"]
-    assert a["train_curve"] == b["train_curve"] and a["loss_curve"] == b["loss_curve"]
+    assert a["history"] == b["history"]
     assert a["probe_label"] == b["probe_label"] and a["probe_first"] == b["probe_first"]
 
 
