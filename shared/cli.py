@@ -3,7 +3,8 @@
 A script's `main(argv)` builds its parser with `script_parser` (--profile, --threads, and
 --checkpoint-dir for training) and `add_paths` (its files), reads its inputs inside
 `with user_errors():`, calls one function of its write-up and saves;
-`if __name__ == "__main__": run(main)`. A user error (bad settings, a missing or malformed
+`if __name__ == "__main__": run(main)`. What it has to say goes to stderr through `log`, one
+line named by the script (`[fact_finding.neuron_lookup] ...`). A user error (bad settings, a missing or malformed
 input) ends it with one `error: ...` line on stderr and exit status 1 (`fail`); anything else
 is a bug and keeps its traceback.
 """
@@ -93,6 +94,21 @@ def run(main: Callable[[], None]) -> None:
         fail(err)
     except KeyboardInterrupt as err:
         fail(err or "interrupted", label="stopped", status=130)
+
+
+def script_name(module: str) -> str:
+    """The name `log` gives a script module: `replications.<w>.scripts.<s>` is `<w>.<s>`."""
+    parts = [p for p in module.split(".") if p not in ("replications", "scripts")]
+    return ".".join(parts)
+
+
+def log(message: str) -> None:
+    """One line of a script's report on stderr, `[<write-up>.<script>] message` (stdout stays
+    free for data); the name comes from the calling module, so `python -m` and a test that
+    calls `main` directly name it alike."""
+    spec = sys._getframe(1).f_globals.get("__spec__")
+    name = script_name(spec.name) if spec is not None else Path(sys.argv[0]).stem
+    print(f"[{name}] {message}", file=sys.stderr)
 
 
 def fail(err: BaseException | str, label: str = "error", status: int = 1) -> NoReturn:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from shared.cli import run, user_errors
+from shared.cli import log, run, user_errors
 from shared.corpus import CorpusConfig, Document, build_corpus
 from shared.scripts.common import add_config_args, resolve_config
 
@@ -47,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         manifest = build_corpus(cfg, args.out_dir, read_extra(args.extra_docs),
                                 label=f"{args.profile}/{args.writeup}")
-    print(f"corpus: {manifest['docs']} documents, bytes {manifest['bytes']}, "
-          f"{time.perf_counter() - t0:.1f} s -> {args.out_dir}", file=sys.stderr)
+    log(f"{manifest['docs']} documents, bytes {manifest['bytes']}, "
+        f"{time.perf_counter() - t0:.1f} s -> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ job keeps it); rerunning the same command resumes from it.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from shared.cli import run, user_errors
+from shared.cli import log, run, user_errors
 from shared.config import ConfigError, config_hash
 from shared.figures import Provenance
 from shared.lm import describe_model, save_model
@@ -62,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     tokens_per_step = cfg.train.batch_size * min(cfg.model.n_ctx, rows.train.shape[1])
     plot_loss_curve(history, tokens_per_step, args.figure, provenance,
                     f"stand-in LM ({cfg.model.n_layers}L, d_model {cfg.model.d_model})")
-    print(f"lm: {describe_model(model)} final {final}, {tokens_per_s:.0f} tokens/s, "
-          f"{time.perf_counter() - t0:.0f} s -> {args.out_dir}", file=sys.stderr)
+    log(f"{describe_model(model)} final {final}, {tokens_per_s:.0f} tokens/s, "
+        f"{time.perf_counter() - t0:.0f} s -> {args.out_dir}")
 
 
 if __name__ == "__main__":

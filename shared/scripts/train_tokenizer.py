@@ -10,11 +10,10 @@ wrapper files), tokens.safetensors and manifest.json into --out-dir.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from shared.cli import run, user_errors
+from shared.cli import log, run, user_errors
 from shared.scripts.common import add_config_args, resolve_config
 from shared.tokenizer import TokenizerConfig, describe, train_and_tokenize
 
@@ -30,8 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         manifest = train_and_tokenize(cfg, args.corpus_dir, args.out_dir,
                                       label=f"{args.profile}/{args.writeup}")
-    print(f"tokenizer: {describe(manifest)}, {time.perf_counter() - t0:.1f} s -> {args.out_dir}",
-          file=sys.stderr)
+    log(f"{describe(manifest)}, {time.perf_counter() - t0:.1f} s -> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ the figures draw (keys prefixed by mode).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from replications.caesar_cipher import analysis, train
 from replications.caesar_cipher.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.io import save_tensors, write_json
 
 
@@ -37,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         if mode == "easy" or mode == "medium":
             summary["modes"][mode]["words"] = list(md.words.words)
         acc = s["accuracy"]
-        print(f"[analyse] {mode}: mean P(correct) {acc['mean_prob_correct']:.3f}, accuracy "
-              f"pos 0 {acc['accuracy_pos0']:.3f}, last {acc['accuracy_last']:.3f}", file=sys.stderr)
+        log(f"{mode}: mean P(correct) {acc['mean_prob_correct']:.3f}, accuracy "
+            f"pos 0 {acc['accuracy_pos0']:.3f}, last {acc['accuracy_last']:.3f}")
     modes = summary["modes"]
     if "easy" in modes and "medium" in modes:
         summary["easy_minus_medium_prob"] = (modes["easy"]["accuracy"]["mean_prob_correct"]

@@ -9,12 +9,11 @@ Builds the mode's fixed training set from the pinned text, trains (resumable fro
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.caesar_cipher import data, train
 from replications.caesar_cipher.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 from shared.runtime import pick_device
 
@@ -37,9 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     train.save_model(model, cfg, args.mode, args.out)
     # No wall time here: outputs stay identical across reruns; the rule's benchmark file has it.
     write_json(args.history, {"mode": args.mode, "history": history})
-    print(f"[train] {args.mode}: final loss {history[-1]['loss']:.3f} after "
-          f"{int(history[-1]['step']) + 1} steps ({time.perf_counter() - t0:.0f} s) -> {args.out}",
-          file=sys.stderr)
+    log(f"{args.mode}: final loss {history[-1]['loss']:.3f} after "
+        f"{int(history[-1]['step']) + 1} steps ({time.perf_counter() - t0:.0f} s) -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Writes into --out-dir: metrics.json (the `circuit` numbers the claims read), cir
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.fact_finding import circuit as C
@@ -20,7 +19,7 @@ from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
 from replications.fact_finding.facts import context_line, known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
-from shared.cli import add_paths, fail, run, user_errors
+from shared.cli import add_paths, fail, log, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
@@ -66,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     P.plot_probes(res, settings, args.probes_figure, prov)
     P.plot_paths(res, settings, args.paths_figure, prov)
     eff = metrics["effective"]
-    print(f"circuit: {res.n_prompts} prompts; head L{res.head[0]}H{res.head[1]}; effective "
-          f"model {eff['effective_head']:.1%} (head OV), {eff['effective_probe']:.1%} (probe); "
-          f"parts {res.timings}; {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    log(f"{res.n_prompts} prompts; head L{res.head[0]}H{res.head[1]}; effective "
+        f"model {eff['effective_head']:.1%} (head OV), {eff['effective_probe']:.1%} (probe); "
+        f"parts {res.timings}; {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

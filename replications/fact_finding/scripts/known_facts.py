@@ -9,14 +9,13 @@ Paper: the athlete table and the entity facts in replications/fact_finding/data/
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from replications.fact_finding import recall
 from replications.fact_finding.facts import Relation
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import load_world
-from shared.cli import add_paths, fail, parse_and_setup, run
+from shared.cli import add_paths, fail, log, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import write_json
@@ -62,8 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out, facts)
     recall.plot_recall(facts, args.figure,
                        Provenance.make("fact_finding", args.profile, config_hash(cfg)))
-    print(f"facts: {facts['counts']} accuracy {facts['accuracy']}; entity {entity['name']}",
-          file=sys.stderr)
+    log(f"{facts['counts']} accuracy {facts['accuracy']}; entity {entity['name']}")
 
 
 if __name__ == "__main__":

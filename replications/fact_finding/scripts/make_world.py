@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 from replications.fact_finding.scripts._common import parser, setup
 from replications.fact_finding.world import documents, make_world, save_world, write_documents
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 
 
 def main() -> None:
@@ -22,9 +21,8 @@ def main() -> None:
     write_documents(docs, args.docs)
     sports = Counter(person.attributes["sport"] for person in world.people)
     n_bytes = sum(len(d["text"].encode()) for d in docs)
-    print(f"world: {len(world.people)} people ({dict(sorted(sports.items()))}), "
-          f"{len(world.made_up)} made up; {len(docs)} documents, {n_bytes / 1e6:.2f} MB",
-          file=sys.stderr)
+    log(f"{len(world.people)} people ({dict(sorted(sports.items()))}), "
+        f"{len(world.made_up)} made up; {len(docs)} documents, {n_bytes / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,10 @@ label, the model's own readout applied to each residual (the partial sum) as wel
 
 from __future__ import annotations
 
-import sys
-
 from replications.fact_finding import plots
 from replications.fact_finding import toy_memorisation as M
 from replications.fact_finding.scripts._common import parser, setup
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance, apply_style, save_figure
 from shared.io import write_json
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     save_figure(plots.memorisation_training_figure(results), args.figure_training, prov)
     save_figure(plots.memorisation_probes_figure(results), args.figure_probes, prov)
     for k, v in results["summary"].items():
-        print(f"[memorisation] {k} = {v:.3f}", file=sys.stderr)
+        log(f"{k} = {v:.3f}")
 
 
 if __name__ == "__main__":

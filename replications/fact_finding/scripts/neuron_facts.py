@@ -9,13 +9,12 @@ Writes into --out-dir: metrics.json (correlations, clean log probs) and effects.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.fact_finding import neuron_facts, neurons, plots
 from replications.fact_finding.facts import known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run, user_errors
+from shared.cli import add_paths, log, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
@@ -43,10 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     plots.plot_entity(effects, metrics["entity"], cfg.neurons.entity_ablation, where,
                       args.figure, Provenance.make("fact_finding", args.profile,
                                                    config_hash(cfg)))
-    print(f"[neuron_facts] {time.perf_counter() - t0:.0f} s: {metrics['entity']}, "
-          f"{metrics['n_facts']} facts x {metrics['n_neurons']} neurons {where}; median |r| "
-          f"{metrics['corr_median_abs']:.3f}, max |r| {metrics['corr_max_abs']:.3f}",
-          file=sys.stderr)
+    log(f"{time.perf_counter() - t0:.0f} s: {metrics['entity']}, "
+        f"{metrics['n_facts']} facts x {metrics['n_neurons']} neurons {where}; median |r| "
+        f"{metrics['corr_median_abs']:.3f}, max |r| {metrics['corr_max_abs']:.3f}")
 
 
 if __name__ == "__main__":

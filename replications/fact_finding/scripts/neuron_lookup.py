@@ -11,13 +11,12 @@ neuron's activations and every lookup neuron's AUC, norms, parallelogram ratios)
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.fact_finding import neuron_lookup, neurons, plots
 from replications.fact_finding.facts import known_prompts
 from replications.fact_finding.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run, user_errors
+from shared.cli import add_paths, log, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
@@ -55,10 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     neuron = (f"selective neuron not measured ({s['unmeasured']})" if "unmeasured" in s else
               f"{s['name']} AUC {s['auc']:.3f}, loss {s['loss_clean']:.3f} -> "
               f"{s['loss_mean_ablated']:.3f} (mean) / {s['loss_zero_ablated']:.3f} (zero)")
-    print(f"[neuron_lookup] {time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
-          f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {neuron}; linearity MLP "
-          f"{lin['mlp']['mean']:.2f} vs shuffled {lin['mlp_shuffled']['mean']:.2f}",
-          file=sys.stderr)
+    log(f"{time.perf_counter() - t0:.0f} s ({result.where}): excess median ratio "
+        f"{metrics['nonlinear_excess']['median_ratio']:.3f}; {neuron}; linearity MLP "
+        f"{lin['mlp']['mean']:.2f} vs shuffled {lin['mlp_shuffled']['mean']:.2f}")
 
 
 if __name__ == "__main__":

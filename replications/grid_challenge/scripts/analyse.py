@@ -10,11 +10,9 @@ the figures draw.
 
 from __future__ import annotations
 
-import sys
-
 from replications.grid_challenge import analysis, train
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.io import save_tensors, write_json
 
 
@@ -27,9 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out, summary)
     save_tensors(args.tensors, tensors)
     lab, neu = summary["labels"], summary["neurons"]
-    print(f"[analyse] held-out accuracy {lab['accuracy_test']:.4f}; error rate near curved "
-          f"boundaries {lab['error_rate_near_curved']} vs elsewhere {lab['error_rate_elsewhere']}; "
-          f"four neurons agree {neu['agreement_four']}", file=sys.stderr)
+    log(f"held-out accuracy {lab['accuracy_test']:.4f}; error rate near curved "
+        f"boundaries {lab['error_rate_near_curved']} vs elsewhere {lab['error_rate_elsewhere']}; "
+        f"four neurons agree {neu['agreement_four']}")
 
 
 if __name__ == "__main__":

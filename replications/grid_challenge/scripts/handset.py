@@ -10,11 +10,9 @@ its figure draws. Needs no training (the same at every profile).
 
 from __future__ import annotations
 
-import sys
-
 from replications.grid_challenge import handset
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser
 from shared.io import save_tensors, write_json
 
 
@@ -25,8 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     summary, tensors = handset.evaluate(model, neurons)
     write_json(args.out, summary)
     save_tensors(args.tensors, {k: v.contiguous() for k, v in tensors.items()})
-    print(f"[handset] {summary['n_neurons']} neurons; agreement with the labelling function "
-          f"{summary['agreement']:.4f} ({summary['n_disagree']} cells differ)", file=sys.stderr)
+    log(f"{summary['n_neurons']} neurons; agreement with the labelling function "
+        f"{summary['agreement']:.4f} ({summary['n_disagree']} cells differ)")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ loss and accuracy history.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.grid_challenge import train
 from replications.grid_challenge.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 from shared.runtime import pick_device
 
@@ -32,9 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     train.save_model(model.to("cpu"), cfg, args.out)
     write_json(args.history, {"history": history})
     last = history[-1]
-    print(f"[train] loss {last['loss']:.4f}, held-out accuracy {last.get('test_acc', 0):.4f} "
-          f"after {int(last['step']) + 1} epochs ({time.perf_counter() - t0:.0f} s) -> {args.out}",
-          file=sys.stderr)
+    log(f"loss {last['loss']:.4f}, held-out accuracy {last.get('test_acc', 0):.4f} "
+        f"after {int(last['step']) + 1} epochs ({time.perf_counter() - t0:.0f} s) -> {args.out}")
 
 
 if __name__ == "__main__":

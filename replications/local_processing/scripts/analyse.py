@@ -7,11 +7,9 @@ Writes the analysis JSON that `local_metrics` puts under `analysis` in metrics.j
 
 from __future__ import annotations
 
-import sys
-
 from replications.local_processing.analysis import Harvest, summarise
 from replications.local_processing.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.io import write_json
 
 
@@ -24,10 +22,9 @@ def main(argv: list[str] | None = None) -> None:
         summary = summarise(h, cfg.analysis, cfg.categories, cfg.figures.token_label_chars)
     write_json(args.out, summary)
     hl, tr = summary["headline"], summary["trend"]
-    print(f"[analyse] layer 0 median: context {hl['focus_context']} {hl['layer0_focus']:.3f}, "
-          f"context {hl['contrast_context']} {hl['layer0_contrast']:.3f}; early drop "
-          f"{tr['early_drop']:.3f}, final uptick {tr['final_uptick']:+.3f} -> {args.out}",
-          file=sys.stderr)
+    log(f"layer 0 median: context {hl['focus_context']} {hl['layer0_focus']:.3f}, "
+        f"context {hl['contrast_context']} {hl['layer0_contrast']:.3f}; early drop "
+        f"{tr['early_drop']:.3f}, final uptick {tr['final_uptick']:+.3f} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ harvest.json (sizes, settings, decoded token strings).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
 from replications.local_processing import experiment, prompts
 from replications.local_processing.scripts._common import setup
-from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.config import ConfigError
 from shared.lm import describe_model, load_model
 
@@ -44,15 +43,15 @@ def main(argv: list[str] | None = None) -> None:
             rows = prompts.paper_prompts(cfg.data, model.tokenizer)
     if cfg.harvest.precision == "bf16":
         model = model.to(torch.bfloat16)
-    print(f"[harvest] {args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "
-          f"{rows.shape[1]} tokens", file=sys.stderr)
+    log(f"{args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "
+        f"{rows.shape[1]} tokens")
     result, timing = experiment.run(model, rows, cfg, str(args.model))
     result.save(args.out_dir)
     t = timing.summary()
-    print(f"[harvest] {len(result.token)} tokens x {len(result.contexts)} contexts x "
-          f"{result.n_layers} layers in {t['seconds']:.1f} s ({t['samples_per_s']:.0f} sampled "
-          f"tokens/s, {t['positions_per_s']:.0f} positions/s; layout {cfg.harvest.layout}) "
-          f"-> {args.out_dir}", file=sys.stderr)
+    log(f"{len(result.token)} tokens x {len(result.contexts)} contexts x "
+        f"{result.n_layers} layers in {t['seconds']:.1f} s ({t['samples_per_s']:.0f} sampled "
+        f"tokens/s, {t['positions_per_s']:.0f} positions/s; layout {cfg.harvest.layout}) "
+        f"-> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ write-up's 'first 8 non-ultra-low features', with the tokens decoded) and model.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import add_paths, parse_and_setup, run, user_errors
+from shared.cli import add_paths, log, parse_and_setup, run, user_errors
 from shared.io import load_tensors, read_json, save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -118,10 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out_dir / "case_studies.json", meta)
     save_tensors(args.out_dir / "model.safetensors", {"W_out": W_out})
     write_json(args.out_dir / "metrics.json", metrics)
-    print(f"[analyse] {time.perf_counter() - t0:.0f} s: ultra-low {metrics['ultra_low_fraction']:.3f},"
-          f" dense {metrics['dense_share']:.3f}, median enc-dec cos "
-          f"{metrics['median_enc_dec_cosine']:.2f}, seed cos {seed_cos:.2f} -> {args.out_dir}",
-          file=sys.stderr)
+    log(f"{time.perf_counter() - t0:.0f} s: ultra-low {metrics['ultra_low_fraction']:.3f},"
+        f" dense {metrics['dense_share']:.3f}, median enc-dec cos "
+        f"{metrics['median_enc_dec_cosine']:.2f}, seed cos {seed_cos:.2f} -> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,11 @@ Writes {"final": {"val_loss": ...}, "by_position": [...]} and the figure (PNG + 
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
 from replications.monosemanticity import plots
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run
+from shared.cli import add_paths, log, run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import write_json
@@ -42,8 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                           "model": str(args.model)})
     save_figure(plots.plot_lm_reference(by_pos, str(args.model), mean), args.figure,
                 Provenance.make("monosemanticity", args.profile, config_hash(cfg)))
-    print(f"[lm_reference] {args.model}: mean next-token loss {mean:.4f} -> {args.out}",
-          file=sys.stderr)
+    log(f"{args.model}: mean next-token loss {mean:.4f} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ histories, and writes one PNG + PDF per figure into --figure-dir, named as in
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from replications.monosemanticity import plots as P
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
 from shared import pipeline
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 from shared.config import config_hash
 from shared.figures import Provenance, save_figure
 from shared.io import load_tensors, read_json
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     assert not missing, f"figures registered but not drawn here: {missing}"
     for name, make in figs.items():
         save_figure(make(), args.figure_dir / f"{name}.png", provenance)
-    print(f"[make_figures] {len(figs)} figures -> {args.figure_dir}", file=sys.stderr)
+    log(f"{len(figs)} figures -> {args.figure_dir}")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ for the whole data set.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import parser, setup
-from shared.cli import add_paths, fail, parse_and_setup, run, user_errors
+from shared.cli import add_paths, fail, log, parse_and_setup, run, user_errors
 from shared.config import ConfigError
 from shared.io import save_tensors
 
@@ -52,9 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     ids = {"bos_id": bos, "eos_id": eos, "pad_id": pad, "vocab_size": len(tokenizer)}
     save_tensors(args.out, {"train": train.contiguous(), "val": val.contiguous(),
                             **{k: torch.tensor(int(v), dtype=torch.int64) for k, v in ids.items()}})
-    print(f"[paper_data] {m.dataset}: {train.shape[0]:,} training and {val.shape[0]:,} held-out "
-          f"rows of {m.seq_len} in {time.perf_counter() - t0:.0f} s -> {args.out}",
-          file=sys.stderr)
+    log(f"{m.dataset}: {train.shape[0]:,} training and {val.shape[0]:,} held-out "
+        f"rows of {m.seq_len} in {time.perf_counter() - t0:.0f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ plus direction.safetensors / direction.json.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.analysis import orthogonalise_
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run, user_errors
+from shared.cli import add_paths, log, run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae_lens
 
@@ -65,10 +64,10 @@ def main(argv: list[str] | None = None) -> None:
                {"history": result.history, "run": "orthogonal", "seed": cfg.sae.seed,
                 "tokens_per_step": cfg.sae.batch_size})
     write_json(args.out_dir / "eval.json", metrics)
-    print(f"[train_orthogonal] direction from "
-          f"{'ultra-low' if direction.from_ultra_low else 'fallback'} ({direction.n_features} "
-          f"features); {result.seconds:.0f} s; max |cos| with it {float(cos.abs().max()):.2e}; "
-          f"ultra-low {metrics['ultra_low_fraction']:.3f} -> {args.out_dir}", file=sys.stderr)
+    log(f"direction from "
+        f"{'ultra-low' if direction.from_ultra_low else 'fallback'} ({direction.n_features} "
+        f"features); {result.seconds:.0f} s; max |cos| with it {float(cos.abs().max()):.2e}; "
+        f"ultra-low {metrics['ultra_low_fraction']:.3f} -> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ held-out rows). The checkpoint in --checkpoint-dir makes a rerun resume.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from replications.monosemanticity import runs
 from replications.monosemanticity.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run
+from shared.cli import add_paths, log, run
 from shared.io import write_json
 
 
@@ -38,11 +37,11 @@ def main(argv: list[str] | None = None) -> None:
                {"history": result.history, "run": args.run, "seed": sae_cfg.seed,
                 "tokens_per_step": sae_cfg.batch_size})
     write_json(args.out_dir / "eval.json", metrics)
-    print(f"[train_sae {args.run}] {sae_cfg.n_steps} steps x {sae_cfg.batch_size} in "
-          f"{result.seconds:.0f} s; L0 {metrics['l0']:.1f}, loss recovered "
-          f"{metrics['loss_recovered']:.3f} (mean ablation {metrics['mean_ablation_recovered']:.3f}),"
-          f" dead {metrics['dead_fraction']:.3f}, ultra-low {metrics['ultra_low_fraction']:.3f} "
-          f"-> {args.out_dir}", file=sys.stderr)
+    log(f"{args.run}: {sae_cfg.n_steps} steps x {sae_cfg.batch_size} in "
+        f"{result.seconds:.0f} s; L0 {metrics['l0']:.1f}, loss recovered "
+        f"{metrics['loss_recovered']:.3f} (mean ablation {metrics['mean_ablation_recovered']:.3f}),"
+        f" dead {metrics['dead_fraction']:.3f}, ultra-low {metrics['ultra_low_fraction']:.3f} "
+        f"-> {args.out_dir}")
 
 
 if __name__ == "__main__":

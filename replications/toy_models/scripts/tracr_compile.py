@@ -10,11 +10,10 @@ pipeline stopping.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.toy_models.scripts._common import open_inputs, parser
-from shared.cli import add_paths, fail, run
+from shared.cli import add_paths, fail, log, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,10 +30,9 @@ def main(argv: list[str] | None = None) -> None:
              f"{list(cfg.tracr.programs)} of profile {args.profile}")
     start = time.perf_counter()
     model, info, domain = compile_and_convert(args.program, cfg.tracr)
-    print(f"[tracr_compile] {describe(info)} ({time.perf_counter() - start:.1f}s)")
+    log(f"{describe(info)} ({time.perf_counter() - start:.1f}s)")
     if not info.check["passed"]:
-        print(f"[tracr_compile] WARNING: converted {args.program} disagrees with tracr: "
-              f"{info.check}", file=sys.stderr)
+        log(f"WARNING: converted {args.program} disagrees with tracr: {info.check}")
     save_converted(args.out_dir, model, info)
     domain.save(args.out_dir / "domain.safetensors")
 
