@@ -1,8 +1,8 @@
 """The lookup MLPs' neurons (post 3), what both neuron stages share: settings, the lookup
 circuit, one batched pass over a prompt set, exact batched neuron ablations and the name grid.
 The stages are `neuron_facts.py` (per-fact ablation effects of one entity) and
-`neuron_lookup.py` (non-linear excess, the baseball neuron, known against unknown names and how
-far the MLPs break linear structure).
+`neuron_lookup.py` (non-linear excess, the baseball neuron of `selective_neuron.py`, known against
+unknown names and how far the MLPs break linear structure).
 
 Everything is read at the circuit part's read position (`circuit.read_position`): the surname
 token, where the write-up's effective model (attention 0-1 + MLPs 2-6 in Pythia 2.8B) turns the

@@ -16,6 +16,7 @@ import torch
 from replications.fact_finding import neuron_facts as NF
 from replications.fact_finding import neuron_lookup as NL
 from replications.fact_finding import neurons as N
+from replications.fact_finding import selective_neuron as SN
 from replications.fact_finding.facts import FACTS_FORMAT, known_prompts
 from tests.conftest import tiny_pythia, user_error
 
@@ -120,7 +121,7 @@ def test_entity_effects_and_lookup(tiny):
     assert sel["layer"] in (1, 2) and 0 <= sel["neuron"] < 64
     assert sel["loss_clean"] > 0 and sel["n_target"] == 14
     # the selective neuron's AUC is recomputed from its activations
-    again = NL.roc_auc(result.selective.acts[:, None], result.selective.positive)
+    again = SN.roc_auc(result.selective.acts[:, None], result.selective.positive)
     assert float(again) == pytest.approx(sel["auc"], abs=1e-6)
     for key in ("mlp", "mlp_shuffled", "resid", "mlp_unknown_names"):
         assert result.linearity[key].shape[1] == 2

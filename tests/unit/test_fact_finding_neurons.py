@@ -13,6 +13,7 @@ from replications.fact_finding import config
 from replications.fact_finding import neuron_facts as NF
 from replications.fact_finding import neuron_lookup as NL
 from replications.fact_finding import neurons as N
+from replications.fact_finding import selective_neuron as SN
 from replications.fact_finding.facts import FactPrompts
 from shared.config import ConfigError
 
@@ -73,18 +74,18 @@ def test_roc_auc_matches_sklearn_with_ties():
     gen = torch.Generator().manual_seed(1)
     scores = torch.randint(0, 5, (40, 3), generator=gen).float()
     positive = torch.rand(40, generator=gen) < 0.4
-    got = NL.roc_auc(scores, positive)
+    got = SN.roc_auc(scores, positive)
     for j in range(3):
         assert float(got[j]) == pytest.approx(roc_auc_score(positive.numpy(), scores[:, j]),
                                               abs=1e-6)
     with pytest.raises(ValueError):
-        NL.roc_auc(scores, torch.zeros(40, dtype=torch.bool))
+        SN.roc_auc(scores, torch.zeros(40, dtype=torch.bool))
 
 
 def test_orthogonal_remainders_are_orthogonal_to_the_rest_of_their_group():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(6, 10, generator=gen)
-    r = NL.orthogonal_remainders(x, 8, torch.Generator().manual_seed(0))  # one group
+    r = SN.orthogonal_remainders(x, 8, torch.Generator().manual_seed(0))  # one group
     for i in range(6):
         others = torch.cat([x[:i], x[i + 1:]])
         sol = torch.linalg.lstsq(others.T.double(), x[i].double()).solution
@@ -92,19 +93,19 @@ def test_orthogonal_remainders_are_orthogonal_to_the_rest_of_their_group():
         assert torch.allclose(r[i].double(), want, atol=1e-4)
     # groups of at most max_span + 1 rows: each row is orthogonal to 2 others only
     x = torch.randn(9, 10, generator=gen)
-    r = NL.orthogonal_remainders(x, 2, torch.Generator().manual_seed(0))
+    r = SN.orthogonal_remainders(x, 2, torch.Generator().manual_seed(0))
     dots = (r @ x.T).abs() < 1e-4
     assert (dots.sum(1) == 2).all()  # its own group's other two rows
     assert (r * x).sum(1).gt(0).all()  # the remainder keeps part of the row itself
     with pytest.raises(ValueError):
-        NL.orthogonal_remainders(x, 10, torch.Generator())
+        SN.orthogonal_remainders(x, 10, torch.Generator())
 
 
 def test_orthogonal_to_and_cosine():
     v = torch.tensor([1.0, 2.0, 3.0])
-    w = NL.orthogonal_to(v, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    w = SN.orthogonal_to(v, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
     assert torch.allclose(w, torch.tensor([0.0, -0.5, 0.5]), atol=1e-6)
-    assert NL.cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])) == pytest.approx(0.5**0.5)
+    assert SN.cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])) == pytest.approx(0.5**0.5)
 
 
 def fake_known() -> tuple[FactPrompts, dict]:
@@ -249,9 +250,9 @@ def test_null_max_auc_reuses_ranks():
     gen = torch.Generator().manual_seed(5)
     scores = torch.randn(60, 200, generator=gen)
     positive = torch.arange(60) < 25
-    r = NL.ranks(scores)
-    assert torch.allclose(NL.auc_from_ranks(r, positive), NL.roc_auc(scores, positive))
-    null = NL.null_max_auc(r, positive, 4, torch.Generator().manual_seed(0))
+    r = SN.ranks(scores)
+    assert torch.allclose(SN.auc_from_ranks(r, positive), SN.roc_auc(scores, positive))
+    null = SN.null_max_auc(r, positive, 4, torch.Generator().manual_seed(0))
     # the best of 200 noise columns is well above 0.5 (about 0.5 + 2.7 sd, sd ~ 0.076)
     assert null.shape == (4,) and (null > 0.6).all() and (null < 0.85).all()
 
@@ -266,10 +267,10 @@ def test_selective_neuron_unmeasured_only_when_one_class_is_empty():
     def known(labels: list[int]) -> types.SimpleNamespace:
         return types.SimpleNamespace(answers=answers, labels=torch.tensor(labels))
 
-    assert NL.unmeasured_selective(known([0, 1, 2, 1]), settings, circ) is None
+    assert SN.unmeasured_selective(known([0, 1, 2, 1]), settings, circ) is None
     for labels, n_target in (([1, 2, 2, 1], 0), ([0, 0, 0], 3)):
-        m = NL.unmeasured_selective(known(labels), settings, circ)
+        m = SN.unmeasured_selective(known(labels), settings, circ)
         assert m is not None and m["n_target"] == n_target and m["n_people"] == len(labels)
-        assert set(NL.SELECTIVE_NUMBERS) <= set(m)
-        assert all(math.isnan(m[k]) for k in NL.SELECTIVE_NUMBERS)
+        assert set(SN.SELECTIVE_NUMBERS) <= set(m)
+        assert all(math.isnan(m[k]) for k in SN.SELECTIVE_NUMBERS)
         assert f"{n_target} of the {len(labels)} known people play baseball" in m["unmeasured"]
