@@ -154,16 +154,16 @@ def sae_info(cfg: ZooSAEConfig, context_size: int) -> SAELensInfo:
                        context_size=context_size, prepend_bos=True)
 
 
-def select_rows(rows: TokenRows, cfg: ZooSAEConfig, where: str
+def select_rows(rows: TokenRows, r: SAERows, rows_per_batch: int, where: str
                 ) -> tuple[Int[Tensor, "rows seq"], Int[Tensor, "rows seq"]]:
-    """The training rows (cut to `rows.seq_len`) and the held-out evaluation rows."""
-    r = cfg.rows
+    """The training rows (cut to `r.seq_len`) and the held-out evaluation rows, checked against
+    the buffer's `rows_per_batch` (`where` names the tokens file in errors)."""
     if rows.val.shape[0] < r.eval_rows:
         raise ConfigError(f"{where}: {rows.val.shape[0]} held-out rows, the SAE's evaluation "
                           f"wants {r.eval_rows}")
     if rows.train.shape[1] < r.seq_len:
         raise ConfigError(f"{where}: training rows shorter than the SAE's seq_len {r.seq_len}")
-    if rows.train.shape[0] < cfg.run.rows_per_batch:
+    if rows.train.shape[0] < rows_per_batch:
         raise ConfigError(f"{where}: too few training rows for sae_run.rows_per_batch")
     return rows.train[:, : r.seq_len], rows.val[: r.eval_rows]
 
@@ -244,7 +244,7 @@ def obtain(cfg: ZooSAEConfig, model: Any, rows: TokenRows, checkpoint: Path | No
     rows. User errors (a bad site, too few rows, an unfitting SAELens directory) raise
     ConfigError / BadInput / FileNotFoundError (one line under `shared.cli.run`) before any
     training."""
-    train_rows, eval_rows = select_rows(rows, cfg, where)
+    train_rows, eval_rows = select_rows(rows, cfg.rows, cfg.run.rows_per_batch, where)
     check_site(cfg, model)
     history: list[dict[str, float]] = []
     if cfg.run.source == "train":

@@ -262,7 +262,7 @@ class Config:
     dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
-        self.sae.check_one_per_run("sae_run", self.sae_run.n_activations)
+        self.zoo_sae()  # the SAE's settings check themselves (one SAE, room in the buffer)
         check(self.model.layer in self.layer_sweep.layers,
               "layer_sweep.layers must include model.layer")
         if self.model.source == "stand_in":
@@ -283,6 +283,11 @@ class Config:
                   "data.dataset_row_len must be a multiple of data.sae_seq_len")
 
 
+    def sae_rows(self) -> SAERows:
+        """The SAE's rows of the tokens file: training rows cut to `data.sae_seq_len`, the
+        first `data.sae_eval_rows` held-out rows to evaluate it."""
+        return SAERows(seq_len=self.data.sae_seq_len, eval_rows=self.data.sae_eval_rows)
+
     def zoo_sae(self) -> ZooSAEConfig:
         """The settings of the write-up's SAE in the model zoo (shared/zoo.smk): the `sae` and
         `sae_run` sections, the steering site, the SAE's rows of `data`, and the dense
@@ -291,7 +296,7 @@ class Config:
             sae=self.sae, run=self.sae_run,
             site=SAESite(model_name=self.model.name, hook_name=self.model.hook_name,
                          device=self.model.device),
-            rows=SAERows(seq_len=self.data.sae_seq_len, eval_rows=self.data.sae_eval_rows),
+            rows=self.sae_rows(),
             evaluation=SAEEvalSettings(dense_frequency=self.analysis.dense_frequency),
         )
 
