@@ -82,7 +82,8 @@ def model_arg(name):
     return lambda wildcards, input: str(Path(input.model[0]).parent) if input.model else name
 
 # ----------------------------------------------------------------------- the model zoo
-# Declaring and finding stand-in models; shared/zoo.smk holds the rules that build them.
+# Declaring and finding stand-in models and SAEs; shared/zoo.smk holds the rules that build
+# them.
 
 ZOO = {}  # model name -> what the rules need (owner folder, settings as JSON, extra documents)
 ZOO_SECTIONS = ("corpus", "tokenizer", "lm")
@@ -126,6 +127,60 @@ def _zoo_entry(wildcards):
 
 def _zoo_config(section):
     return lambda wildcards: _zoo_entry(wildcards)["config"][section]
+
+
+# SAE name -> what the zoo_sae rule needs (owner folder, settings as JSON, model, tokens).
+ZOO_SAES = {}
+ZOO_SAE_FILES = {"weights": "sae_weights.safetensors", "cfg": "cfg.json",
+                 "sparsity": "sparsity.safetensors", "frequency": "frequency.safetensors",
+                 "history": "history.json", "metrics": "eval.json"}
+
+
+def zoo_sae(name, owner, cfg, model, tokens=None, mem_mb=3000, gpu=0):
+    """Declare the SAE `name` of write-up `owner`, from its config's `cfg.zoo_sae()` (a
+    shared.sae_zoo.ZooSAEConfig: its `sae` and `sae_run` sections, the hook, the rows and the
+    evaluation's thresholds). `model` is a stand-in's declaration (`zoo_stand_in`'s return) or
+    a published model's name; `tokens` the tokens file it is trained and evaluated on (by
+    default the stand-in's). `mem_mb` and `gpu` are the rule's resources. Return its files
+    (see `zoo_sae_files`). One SAE per owner: its folder is results/<profile>/<owner>/sae/."""
+    if name in ZOO_SAES or any(s["owner"] == owner for s in ZOO_SAES.values()):
+        pipeline.fail(ValueError(f"model zoo: SAE '{name}' or a second SAE of {owner} declared"))
+    if name not in pipeline.manifest(owner).models:
+        pipeline.fail(ValueError(f"model zoo: replications/{owner}/writeup.yaml does not list "
+                                 f"'{name}' under models"))
+    stand_in = isinstance(model, SimpleNamespace)
+    if tokens is None and not stand_in:
+        pipeline.fail(ValueError(f"model zoo: SAE '{name}' reads the published model "
+                                 f"'{model}': give its tokens file"))
+    ZOO_SAES[name] = {
+        "owner": owner,
+        "model": model.dir if stand_in else str(model),
+        "model_inputs": list(model.inputs) if stand_in else [],
+        "tokens": tokens if tokens is not None else model.tokens,
+        "config": json.dumps(to_dict(cfg.zoo_sae()), sort_keys=True),
+        "mem_mb": mem_mb,
+        "gpu": gpu,
+    }
+    return zoo_sae_files(name)
+
+
+def zoo_sae_files(name):
+    """The files of the zoo SAE `name`: `dir` (what scripts load with shared.sae_io.load_sae),
+    `inputs` (every file of the folder: what a rule that reads it depends on), and each file
+    by its key in ZOO_SAE_FILES (`metrics` is eval.json)."""
+    if name not in ZOO_SAES:
+        pipeline.fail(ValueError(f"model zoo: no SAE '{name}' (declared: {sorted(ZOO_SAES)})"))
+    folder = f"results/{PROFILE}/{ZOO_SAES[name]['owner']}/sae"
+    files = {key: f"{folder}/{file}" for key, file in ZOO_SAE_FILES.items()}
+    return SimpleNamespace(name=name, dir=folder, inputs=list(files.values()), **files)
+
+
+def _zoo_sae_entry(wildcards):
+    return next(s for s in ZOO_SAES.values() if s["owner"] == wildcards.owner)
+
+
+def _zoo_sae(key):
+    return lambda wildcards: _zoo_sae_entry(wildcards)[key]
 
 
 # ------------------------------------------------------------------ training curves

@@ -6,9 +6,9 @@ Usage (a write-up's `*_dashboard` rule runs it):
     python -m shared.dashboard --model DIR_OR_NAME --sae SAE_DIR --tokens TOKENS --title T
         --settings JSON --out dashboard.html [--threads N]
 
-The SAE is a SAELens-format directory (shared.sae_io); its `cfg.json` names the hook. Held-out
-rows (`val` of the tokens file) are read in batches; memory stays O(features x k) besides the
-selected features' activations. Features are chosen by frequency rank (evenly spaced over the
+The SAE is a SAELens-format directory or a zoo SAE folder (`shared.sae_io.load_sae`); its
+`cfg.json` names the hook. Held-out rows (`val` of the tokens file) are read in batches; memory
+stays O(features x k) besides the selected features' activations. Features are chosen by frequency rank (evenly spaced over the
 live ones, densest first), so the page shows common and rare features alike.
 """
 
@@ -196,14 +196,15 @@ def render(cards: list[FeatureCard], title: str, note: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from shared.io import BadInput
     from shared.lm import load_model
     from shared.runtime import set_threads
-    from shared.sae_io import load_sae_lens
+    from shared.sae_io import load_sae
     from shared.tokenizer import load_rows
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a stand-in's folder or a published name")
-    ap.add_argument("--sae", type=Path, required=True, help="SAELens-format SAE directory")
+    ap.add_argument("--sae", type=Path, required=True, help="a zoo SAE folder or SAELens directory")
     ap.add_argument("--tokens", type=Path, required=True, help="tokens file with `val` rows")
     ap.add_argument("--title", required=True)
     ap.add_argument("--settings", required=True, help="DashboardSettings as JSON")
@@ -212,8 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     settings = build(DashboardSettings, json.loads(args.settings), "--settings")
     set_threads(args.threads)
-    sae, cfg, _ = load_sae_lens(args.sae)
-    hook = cfg["metadata"]["hook_name"] if "metadata" in cfg else cfg["hook_name"]
+    loaded = load_sae(args.sae)
+    sae, hook = loaded.sae, loaded.hook_name
+    if hook is None:
+        raise BadInput(f"{args.sae}: cfg.json names no hook_name")
     model = load_model(args.model, device="auto", frozen=True, need_tokenizer=True)
     sae = sae.to(next(model.parameters()).device)
     rows = load_rows(args.tokens).val

@@ -14,6 +14,11 @@ A directory with
 
 `sae_lens.SAE.load_from_disk(path)` loads it and encodes and decodes as our SAE does
 (tests/integration/test_sae_lens_format.py).
+
+A model-zoo SAE folder (shared/zoo.smk, shared.sae_zoo) is such a directory plus
+`frequency.safetensors` (each feature's firing frequency on the held-out rows, float64),
+`history.json` and `eval.json`. `load_sae(spec)` reads either: the one function every script
+that uses a zoo SAE, or a published one in SAELens format, loads it with.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from shared.sae import SAE
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
 SPARSITY_FILENAME = "sparsity.safetensors"
+# Beside a zoo SAE's SAELens files: the raw firing frequencies (key `frequency`).
+FREQUENCY_FILE = "frequency.safetensors"
 # The SAELens release the format was checked against (its loader treats < 6.0 as legacy).
 SAE_LENS_FORMAT_VERSION = "6.54.12"
 # SAELens's epsilon inside log10(frequency + eps) for sparsity.safetensors.
@@ -148,3 +155,35 @@ def load_sae_lens(
     sparsity_path = path / SPARSITY_FILENAME
     sparsity = load_tensors(sparsity_path)["sparsity"] if sparsity_path.is_file() else None
     return sae.to(device), cfg, sparsity
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedSAE:
+    """An SAE with where it reads and how often its features fire."""
+
+    sae: SAE
+    hook_name: str | None  # from cfg.json (None when it does not say)
+    # A zoo folder's frequency.safetensors; else, for a plain SAELens directory, 10 ** its
+    # log10 sparsity less SAELens's epsilon (None without sparsity.safetensors).
+    frequency: Float[Tensor, " d_sae"] | None
+    cfg: dict[str, Any]
+
+
+def load_sae(spec: str | Path, device: torch.device | str = "cpu") -> LoadedSAE:
+    """An SAE by where it is: a model-zoo SAE folder (shared/zoo.smk) or any SAELens
+    "standard" directory. A missing folder or cfg.json is FileNotFoundError (one line)."""
+    path = Path(spec)
+    if not (path / CFG_FILENAME).is_file():
+        raise FileNotFoundError(f"{path}: not a zoo SAE folder or SAELens directory "
+                                f"(no {CFG_FILENAME})")
+    sae, cfg, sparsity = load_sae_lens(path, device)
+    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+    if (path / FREQUENCY_FILE).is_file():
+        frequency = load_tensors(path / FREQUENCY_FILE)["frequency"]
+    elif sparsity is not None:
+        frequency = (10.0 ** sparsity.double() - LOG_SPARSITY_EPS).clamp_min(0.0)
+    else:
+        frequency = None
+    if frequency is not None and frequency.shape != (sae.d_sae,):
+        raise BadInput(f"{path}: {sae.d_sae} features but {tuple(frequency.shape)} frequencies")
+    return LoadedSAE(sae, hook, frequency, cfg)

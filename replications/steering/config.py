@@ -9,8 +9,9 @@ Values live in `config/default.yaml` (complete) with `smoke.yaml` / `paper.yaml`
 - `model`: which LM is steered and at which layer (`blocks.<layer>.hook_resid_pre`).
 - `data`: token rows for SAE training, SAE evaluation, feature profiles and the spliced loss
   (paper: a tokenized pretraining set by name).
-- `sae`, `sae_run`: the residual-stream SAE (`shared.sae.SAEConfig`) and how it is obtained
-  (trained here with the shared trainer and activation buffer, or loaded from a SAELens dir).
+- `sae`, `sae_run`: the residual-stream SAE (`shared.sae.SAEConfig`) and how the model zoo
+  obtains it (`shared.sae_zoo.SAERunConfig`: trained with the shared trainer and activation
+  buffer, or loaded from a SAELens dir); `Config.zoo_sae()` hands them to the zoo.
 - `sampling`: ActAdd's sampling settings and the batching of rollouts.
 - `anger`, `weddings`: the two experiments (prompts, coefficient sweeps, SAE variants).
 - `layer_sweep`: both ActAdd vectors at each of several layers (where steering works at all).
@@ -29,6 +30,7 @@ from shared.corpus import CorpusConfig
 from shared.dashboard_config import DashboardSettings
 from shared.lm_train import StandInConfig
 from shared.sae import SAEConfig
+from shared.sae_zoo import SAEEvalSettings, SAERows, SAERunConfig, SAESite, ZooSAEConfig
 from shared.tokenizer import TokenizerConfig
 
 CONFIG_DIR = Path(__file__).parent / "config"
@@ -74,30 +76,6 @@ class DataConfig:
         check(self.sae_eval_rows + self.loss_rows <= self.heldout_rows,
               "data.sae_eval_rows + loss_rows must not exceed heldout_rows")
         check(self.sae_train_rows >= 0, "data.sae_train_rows must be non-negative")
-
-
-@dataclasses.dataclass(frozen=True)
-class SAERun:
-    """Where the SAE comes from, and the buffer and cadence when it is trained here."""
-
-    source: Literal["train", "load"]
-    load_dir: str  # load: a SAELens-format directory (cfg.json, sae_weights.safetensors); else ""
-    n_activations: int  # activation buffer, refilled with fresh rows when half served
-    rows_per_batch: int  # rows per model forward pass when refilling
-    drop_bos: bool  # leave the BOS position (huge residual norm) out of training and evaluation
-    log_every: int
-    checkpoint_every: int
-    precision: Literal["fp32", "tf32", "bf16"]
-    eval_batch_rows: int  # rows per forward pass when evaluating
-
-    def __post_init__(self) -> None:
-        if self.source == "load":
-            check(bool(self.load_dir), "sae_run.load_dir is needed with source: load")
-        else:
-            check(self.load_dir == "", "sae_run.load_dir must be empty with source: train")
-        check(min(self.n_activations, self.rows_per_batch, self.log_every,
-                  self.checkpoint_every, self.eval_batch_rows) >= 1,
-              "sae_run sizes and cadences must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +250,7 @@ class Config:
     model: ModelConfig
     data: DataConfig
     sae: SAEConfig
-    sae_run: SAERun
+    sae_run: SAERunConfig
     sampling: SamplingConfig
     anger: AngerConfig
     weddings: WeddingsConfig
@@ -284,7 +262,7 @@ class Config:
     dashboard: DashboardSettings
 
     def __post_init__(self) -> None:
-        self.sae.check_one_per_run("sae_run", self.sae_run.n_activations)
+        self.zoo_sae()  # the SAE's settings check themselves (one SAE, room in the buffer)
         check(self.model.layer in self.layer_sweep.layers,
               "layer_sweep.layers must include model.layer")
         if self.model.source == "stand_in":
@@ -303,6 +281,24 @@ class Config:
             check(self.data.sae_train_rows > 0, "data.sae_train_rows must be positive (pretrained)")
             check(self.data.dataset_row_len % self.data.sae_seq_len == 0,
                   "data.dataset_row_len must be a multiple of data.sae_seq_len")
+
+
+    def sae_rows(self) -> SAERows:
+        """The SAE's rows of the tokens file: training rows cut to `data.sae_seq_len`, the
+        first `data.sae_eval_rows` held-out rows to evaluate it."""
+        return SAERows(seq_len=self.data.sae_seq_len, eval_rows=self.data.sae_eval_rows)
+
+    def zoo_sae(self) -> ZooSAEConfig:
+        """The settings of the write-up's SAE in the model zoo (shared/zoo.smk): the `sae` and
+        `sae_run` sections, the steering site, the SAE's rows of `data`, and the dense
+        threshold of `analysis` (eval.json's dense share, as the decompositions use it)."""
+        return ZooSAEConfig(
+            sae=self.sae, run=self.sae_run,
+            site=SAESite(model_name=self.model.name, hook_name=self.model.hook_name,
+                         device=self.model.device),
+            rows=self.sae_rows(),
+            evaluation=SAEEvalSettings(dense_frequency=self.analysis.dense_frequency),
+        )
 
 
 def load(profile: str) -> Config:

@@ -6,7 +6,9 @@
 # The rule graph depends on the profile: smoke and default read a GPT-2-shaped stand-in from the
 # model zoo (shared/zoo.smk trains it on the local corpus plus steer_docs' documents, from this
 # write-up's corpus / tokenizer / lm settings; steer_corpus_report describes it); paper reads
-# GPT-2 XL and OpenWebText tokens by name (steer_paper_data) and trains no LM.
+# GPT-2 XL and OpenWebText tokens by name (steer_paper_data) and trains no LM. In every profile
+# the SAE comes from the model zoo (zoo_sae, from the sae / sae_run settings): it stands in for
+# a published SAE, which the paper profile may load instead (sae_run.source: load).
 
 from pathlib import Path
 
@@ -15,13 +17,11 @@ from replications.steering import config as steer_config
 STEER = pipeline.load_writeup_config(steer_config, PROFILE)
 STEER_R = pipeline.results_dir(PROFILE, "steering")
 STEER_FIG = f"{STEER_R}/figures"
-STEER_CKPT = f"results/{PROFILE}/checkpoints/steering"
 STEER_LOG = f"{LOGS}/steering"
 STEER_STAND_IN = STEER.model.source == "stand_in"
 # GPT-2 XL (1.5B parameters): SAE training, rollouts and spliced losses want a GPU.
 STEER_GPU = 0 if STEER_STAND_IN else 1
 STEER_MEM = 3000 if STEER_STAND_IN else 60000
-STEER_SAE_DIR = f"{STEER_R}/sae"
 STEER_VEC_DIR = f"{STEER_R}/vectors"
 STEER_DOCS = f"{STEER_R}/docs/docs.jsonl"
 if STEER_STAND_IN:
@@ -37,6 +37,11 @@ else:
     STEER_MODEL_INPUT = []
     STEER_EXTRA_METRICS = ""
     STEER_EXTRA_INPUTS = []
+# Step 2: the residual-stream SAE at the steering layer, from the model zoo: trained on the
+# steered model (stand-in or GPT-2 XL), or loaded from a SAELens directory (sae_run.source).
+STEER_SAE = zoo_sae("steering-resid-sae", "steering", STEER,
+                    model=STEER_LM if STEER_STAND_IN else STEER.model.name,
+                    tokens=STEER_TOKENS, mem_mb=STEER_MEM, gpu=STEER_GPU)
 
 
 if STEER_STAND_IN:
@@ -116,50 +121,12 @@ else:
             "--threads {threads} --out {output.tokens} 2>&1 | tee {log}"
 
 
-rule steer_sae:
-    """Step 2: the residual-stream SAE at the steering layer (trained, or loaded: SAELens)."""
-    input:
-        tokens=STEER_TOKENS,
-        model=STEER_MODEL_INPUT,
-        code=code_inputs("replications.steering.scripts.train_sae"),
-    output:
-        weights=f"{STEER_SAE_DIR}/sae_weights.safetensors",
-        cfg=f"{STEER_SAE_DIR}/cfg.json",
-        sparsity=f"{STEER_SAE_DIR}/sparsity.safetensors",
-        frequency=f"{STEER_SAE_DIR}/frequency.safetensors",
-        history=f"{STEER_SAE_DIR}/history.json",
-        metrics=f"{STEER_SAE_DIR}/eval.json",
-    params:
-        profile=PROFILE,
-        ckpt=STEER_CKPT,
-        model=model_arg(STEER.model.name),
-        out_dir=lambda wildcards, output: str(Path(output.weights).parent),
-        code_sha=code_hash("replications.steering.scripts.train_sae"),
-        **config_params(
-            "steering.analysis", "steering.data", "steering.model", "steering.sae",
-            "steering.sae_run",
-        ),
-    log:
-        f"{STEER_LOG}/sae.log",
-    threads: 1
-    resources:
-        mem_mb=STEER_MEM,
-        gpu=STEER_GPU,
-    conda:
-        ENV
-    shell:
-        "MI_CONFIG={params.mi_config:q} "
-        "python -m replications.steering.scripts.train_sae --profile {params.profile} "
-        "--model {params.model} --tokens {input.tokens} --out-dir {params.out_dir} "
-        "--checkpoint-dir {params.ckpt} --threads {threads} 2>&1 | tee {log}"
-
-
 rule steer_vectors:
     """Steps 3-4: ActAdd vectors, their SAE decompositions and every SAE-based variant."""
     input:
         tokens=STEER_TOKENS,
         model=STEER_MODEL_INPUT,
-        sae=list(rules.steer_sae.output),
+        sae=STEER_SAE.inputs,
         code=code_inputs("replications.steering.scripts.build_vectors"),
     output:
         vectors=f"{STEER_VEC_DIR}/vectors.safetensors",
@@ -347,7 +314,7 @@ rule steer_figures:
 rule steer_metrics:
     """Step 7: every number the claims file checks, in one metrics.json."""
     input:
-        sae=rules.steer_sae.output.metrics,
+        sae=STEER_SAE.metrics,
         frontiers=rules.steer_frontiers.output.frontiers,
         sweep=rules.steer_layer_sweep.output.sweep,
         extra=STEER_EXTRA_INPUTS,
@@ -377,7 +344,7 @@ rule steer_dashboard:
     input:
         tokens=STEER_TOKENS,
         model=STEER_MODEL_INPUT,
-        sae=list(rules.steer_sae.output),
+        sae=STEER_SAE.inputs,
         code=code_inputs("shared.dashboard"),
     output:
         f"{STEER_R}/dashboard/dashboard.html",

@@ -1,8 +1,8 @@
-"""Steering replication on tiny models: the DAG scripts end to end (smoke profile), loading a
-user-supplied SAELens SAE, and the paper path (GPT-2 by name from an offline Hugging Face cache,
-whose pad token is its EOS = BOS)."""
+"""Steering replication on tiny models: the DAG scripts end to end (smoke profile; the SAE from
+the model zoo's script with the write-up's settings), and the paper path (GPT-2 by name from an
+offline Hugging Face cache, whose pad token is its EOS = BOS). Loading a user-supplied SAELens
+SAE: tests/integration/test_zoo_sae.py."""
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from replications.steering import sae_run
 from replications.steering.config import load
 from replications.steering.docs import generate_documents
 from shared import pipeline
+from shared.config import to_dict
 from shared.corpus import CorpusConfig, Document, assemble, write_corpus
 from shared.corpus_sources import Source
 from shared.io import read_json
 from shared.lm import build_model, save_model
-from shared.sae import SAE
-from shared.sae_io import SAELensInfo, save_sae_lens
+from shared.scripts import train_sae
 from shared.tokenizer import train_and_tokenize
 from tests.conftest import hf_cache_repo, offline_hf_env
 
@@ -59,8 +58,9 @@ def test_scripts_end_to_end_on_a_tiny_model(stand_in):
     common = ["--profile", "smoke", "--threads", "1"]
     model = ["--model", str(root / "lm")]
     tokens = ["--tokens", str(root / "tok" / "tokens.safetensors")]
-    _run("train_sae", common + model + tokens + ["--out-dir", str(root / "sae"),
-                                                 "--checkpoint-dir", str(root / "ckpt")])
+    zoo = ["--config", json.dumps(to_dict(load("smoke").zoo_sae())), "--writeup", "steering"]
+    train_sae.main(zoo + model + tokens + ["--out-dir", str(root / "sae"),
+                                           "--checkpoint-dir", str(root / "ckpt")])
     ev = read_json(root / "sae" / "eval.json")
     assert ev["source"] == "train" and 0 < ev["l0"] < 128 and ev["ce_sae"] > 0
     assert (root / "sae" / "cfg.json").is_file()
@@ -108,44 +108,6 @@ def test_scripts_end_to_end_on_a_tiny_model(stand_in):
     for name in FIGURES:
         assert (root / "fig" / f"{name}.png").stat().st_size > 2000
         assert (root / "fig" / f"{name}.pdf").is_file()
-
-
-def test_loading_a_sae_lens_directory(stand_in, monkeypatch):
-    """`sae_run.source: load` reads a user-supplied SAELens SAE (checked against the site)."""
-    root = stand_in
-    cfg = load("smoke")
-    d = cfg.lm.model.d_model
-    sae = SAE(d, 64, 1, True, torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        sae.b_enc.add_(0.1)
-    info = SAELensInfo("stand-in", cfg.model.hook_name, 64, True)
-    save_sae_lens(root / "user_sae", sae, 0, info, None)
-    loaded, _ = sae_run.load(root / "user_sae", cfg, d, torch.device("cpu"))
-    assert torch.equal(loaded.W_dec, sae.W_dec) and torch.equal(loaded.b_enc, sae.b_enc)
-    with pytest.raises(ValueError, match="d_model"):
-        sae_run.load(root / "user_sae", cfg, d + 1, torch.device("cpu"))
-    save_sae_lens(root / "other_site", sae, 0, SAELensInfo("x", "blocks.1.hook_resid_post", 64,
-                                                           True), None)
-    with pytest.raises(ValueError, match="steering site"):
-        sae_run.load(root / "other_site", cfg, d, torch.device("cpu"))
-
-    # The script's load path: the same SAE comes out, evaluated, in the rule's output directory.
-    from replications.steering.scripts import _common, train_sae
-
-    real_setup = _common.setup
-
-    def setup_with_load(profile: str, threads: int, seed: int = 0):
-        c = real_setup(profile, threads, seed)
-        return dataclasses.replace(c, sae_run=dataclasses.replace(
-            c.sae_run, source="load", load_dir=str(root / "user_sae")))
-
-    monkeypatch.setattr(_common, "setup", setup_with_load)
-    train_sae.main(["--profile", "smoke", "--model", str(root / "lm"), "--tokens",
-                    str(root / "tok" / "tokens.safetensors"), "--out-dir",
-                    str(root / "loaded"), "--checkpoint-dir", str(root / "ckpt2")])
-    assert read_json(root / "loaded" / "eval.json")["source"] == "load"
-    again = sae_run.load_run(root / "loaded")
-    assert torch.equal(again.sae.W_enc, sae.W_enc) and again.frequency.shape == (64,)
 
 
 # ------------------------------------------------------------------ paper path, offline

@@ -70,21 +70,20 @@ class Rows:
 def load_rows(path: Path, cfg: Config) -> Rows:
     """SAE training rows (train split), held-out rows split into SAE evaluation and spliced
     loss (val split), and the first training rows for feature labels."""
+    from shared.sae_zoo import select_rows
     from shared.tokenizer import load_rows as load_token_rows
 
     rows = load_token_rows(path)
+    # The SAE's rows, as the model zoo's SAE rule reads them (and their checks).
+    train, sae_eval = select_rows(rows, cfg.sae_rows(), cfg.sae_run.rows_per_batch, str(path))
     d = cfg.data
-    if rows.val.shape[0] < d.heldout_rows:
-        raise ConfigError(f"{path}: {rows.val.shape[0]} held-out rows, data.heldout_rows "
-                          f"wants {d.heldout_rows}")
-    if rows.train.shape[1] < d.sae_seq_len:
-        raise ConfigError(f"{path}: training rows shorter than data.sae_seq_len")
-    if rows.train.shape[0] < max(d.profile_rows, cfg.sae_run.rows_per_batch):
-        raise ConfigError(f"{path}: too few training rows for data.profile_rows / rows_per_batch")
-    train = rows.train[:, : d.sae_seq_len]
-    held = rows.val[: d.heldout_rows]
-    return Rows(train, held[: d.sae_eval_rows], held[d.sae_eval_rows:d.sae_eval_rows + d.loss_rows],
-                train[: d.profile_rows], rows.sha256)
+    have = {"heldout_rows": rows.val.shape[0], "profile_rows": rows.train.shape[0]}
+    short = [f"data.{k} wants {getattr(d, k)}, it has {n}" for k, n in have.items()
+             if n < getattr(d, k)]
+    if short:
+        raise ConfigError(f"{path}: too few rows: {'; '.join(short)}")
+    loss = rows.val[d.sae_eval_rows:d.sae_eval_rows + d.loss_rows]
+    return Rows(train, sae_eval, loss, train[: d.profile_rows], rows.sha256)
 
 
 def provenance(profile: str, cfg: Any) -> Provenance:

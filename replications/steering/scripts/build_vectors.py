@@ -17,20 +17,23 @@ import sys
 
 from replications.steering import experiments as E
 from replications.steering import features as F
-from replications.steering import sae_run
 from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
 from shared.cli import add_paths, run, user_errors
 from shared.io import save_tensors, write_json
+from shared.sae_io import load_sae
 
 
 def main(argv: list[str] | None = None) -> None:
     p = add_paths(parser(__doc__.splitlines()[0]),
-                  sae="the steer_sae output directory", out_dir=None)
+                  sae="the SAE: its model-zoo folder or a SAELens directory", out_dir=None)
     args, cfg, model, rows = open_inputs(p, argv)
     with user_errors():
-        run_ = sae_run.load_run(args.sae, model_device(model))
-    sae, freq = run_.sae, run_.frequency.float().cpu()
+        loaded = load_sae(args.sae, model_device(model))
+        if loaded.frequency is None:
+            raise FileNotFoundError(f"{args.sae}: no firing frequencies (frequency.safetensors "
+                                    "or sparsity.safetensors)")
+    sae, freq = loaded.sae, loaded.frequency.float().cpu()
     anger, anger_info = E.build_anger(model, sae, freq, cfg)
     weddings, wed_info = E.build_weddings(model, sae, freq, cfg)
 
