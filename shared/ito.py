@@ -55,28 +55,46 @@ def gradient_pursuit(
                          f"{tuple(x.shape)} and {tuple(dictionary.shape)}")
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be non-negative, got {refine_steps}")
-    batch = x.shape[0]
+    batch, n_atoms = x.shape[0], dictionary.shape[0]
     target = _targets(target_l0, batch, x.device)
-    weights = x.new_zeros(batch, dictionary.shape[0])
-    n_iter = int(target.max().item()) + refine_steps if batch else 0
+    n_slots = int(target.max().item()) if batch else 0
+    # Compact form: slot t of a row holds the atom it selected at iteration t (idx, its
+    # coefficient and the atom itself), so the reconstruction and the step's image cost
+    # O(batch * slots * d); the one dense GEMM per iteration is the inner products with every
+    # atom, which the selection needs. An atom selected again (after clipping zeroed it, or
+    # while still active) reuses its slot, so no atom is counted twice.
+    idx = torch.full((batch, n_slots), -1, dtype=torch.long, device=x.device)
+    coef = x.new_zeros(batch, n_slots)
+    atoms = x.new_zeros(batch, n_slots, x.shape[1])
+    rows = torch.arange(batch, device=x.device)
     dict_t = dictionary.T
-    for it in range(n_iter):
-        residual = x - weights @ dictionary
-        inner = residual @ dict_t  # [batch, n_atoms]
-        score = inner if nonnegative else inner.abs()
-        selecting = target > it  # rows still adding atoms
-        chosen = torch.nn.functional.one_hot(score.argmax(-1), dictionary.shape[0]).bool()
-        selected = (weights != 0) | (chosen & selecting.unsqueeze(-1))
-        grad = torch.where(selected, inner, torch.zeros_like(inner))
-        image = grad @ dictionary  # [batch, d]: the step direction in signal space
+    for it in range(n_slots + refine_steps):
+        residual = x - torch.einsum("bs,bsd->bd", coef, atoms)
+        inner = residual @ dict_t  # [batch, n_atoms]: the one dense GEMM
+        active = coef != 0
+        if it < n_slots:
+            chosen = (inner if nonnegative else inner.abs()).argmax(-1)
+            selecting = target > it  # rows still adding atoms
+            seen = idx[:, :it] == chosen.unsqueeze(-1)  # [batch, it]
+            new = selecting & ~seen.any(-1)
+            idx[:, it] = torch.where(new, chosen, -1)
+            atoms[:, it] = torch.where(new.unsqueeze(-1), dictionary[chosen], 0.0)
+            # The slot of an atom seen before (first match), else this iteration's slot.
+            seen_slot = (seen.int().argmax(-1) if it else torch.zeros_like(chosen))
+            slot = torch.where(seen.any(-1), seen_slot, it)
+            active[rows[selecting], slot[selecting]] = True
+        grad = torch.where(active, inner.gather(-1, idx.clamp(min=0)), 0.0)  # [batch, slots]
+        image = torch.einsum("bs,bsd->bd", grad, atoms)  # the step direction in signal space
         num = (image * residual).sum(-1)
         den = (image * image).sum(-1)
-        step = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny),
-                           torch.zeros_like(den))
-        step = torch.where(target + refine_steps > it, step, torch.zeros_like(step))
-        weights = weights + step.unsqueeze(-1) * grad
+        step = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
+        step = torch.where(target + refine_steps > it, step, 0.0)
+        coef = coef + step.unsqueeze(-1) * grad
         if nonnegative:
-            weights.clamp_(min=0.0)
+            coef.clamp_(min=0.0)
+    weights = x.new_zeros(batch, n_atoms)
+    used = idx >= 0
+    weights[rows.unsqueeze(-1).expand_as(idx)[used], idx[used]] = coef[used]
     return weights
 
 

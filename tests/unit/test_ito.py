@@ -37,11 +37,14 @@ def _random_dictionary(n: int, d: int, seed: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("nonnegative", [True, False])
 @pytest.mark.parametrize("refine_steps", [0, 3])
-def test_batched_matches_per_input_reference(nonnegative, refine_steps):
-    dictionary = _random_dictionary(96, 24, 0)
+@pytest.mark.parametrize("n_atoms,d,max_l0", [(96, 24, 12), (200, 8, 20)])
+def test_batched_matches_per_input_reference(nonnegative, refine_steps, n_atoms, d, max_l0):
+    # The second shape is very overcomplete: atoms are selected again while active and after
+    # clipping zeroed them, which the batched form's slot bookkeeping must reproduce.
+    dictionary = _random_dictionary(n_atoms, d, 0)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(40, 24, generator=gen, dtype=torch.float64)
-    targets = torch.randint(0, 12, (40,), generator=gen)
+    x = torch.randn(40, d, generator=gen, dtype=torch.float64).abs()
+    targets = torch.randint(0, max_l0, (40,), generator=gen)
     got = gradient_pursuit(x, dictionary, targets, refine_steps=refine_steps,
                            nonnegative=nonnegative)
     for row in range(40):
@@ -134,3 +137,4 @@ def test_bad_arguments():
         gradient_pursuit(torch.zeros(3, 4, dtype=torch.float64), d, -1)
     with pytest.raises(ValueError, match="shape"):
         gradient_pursuit(torch.zeros(3, 4, dtype=torch.float64), d, torch.ones(2))
+
