@@ -37,6 +37,21 @@ from shared.io import write_json  # noqa: E402
 from shared.ito import gradient_pursuit  # noqa: E402
 from shared.runtime import cpu_name as proc_cpu_name  # noqa: E402
 
+MARKDOWN = """# Gradient pursuit throughput ({device})
+
+Measured {measured} on {device_name} (torch {torch}, threads {threads}; load average
+before/after {load_before} / {load_after}); dictionary {n_atoms} x {d} (random unit atoms),
+target L0 {target_l0}, fp32, medians of {rounds} alternating rounds.
+
+| method | inputs per call | inputs/s |
+|---|---|---|
+| batched (`shared.ito.gradient_pursuit`) | {batch} | {batched_inputs_per_s:,.0f} |
+| per input (matrix-vector loop) | 1 ({per_input} timed) | {per_input_inputs_per_s:,.1f} |
+
+Speed-up {speedup:.1f}x. On the {per_input} inputs both ran, the coefficients differ by at most
+{max_abs_diff:.2e} and the supports {agreement}.
+"""
+
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
@@ -138,20 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.out is not None:
         write_json(args.out, report)
-        md = [f"# Gradient pursuit throughput ({args.device})", "",
-              (f"Measured {report['measured']} on {report['device_name']} (torch "
-               f"{report['torch']}, threads {args.threads}; load average before/after "
-               f"{report['load_before']} / {report['load_after']}); dictionary "
-               f"{args.n_atoms} x {args.d} (random unit atoms), target L0 {args.target_l0}, "
-               f"fp32, medians of {args.rounds} alternating rounds."), "",
-              "| method | inputs per call | inputs/s |", "|---|---|---|",
-              f"| batched (`shared.ito.gradient_pursuit`) | {args.batch} | {batched_rate:,.0f} |",
-              f"| per input (matrix-vector loop) | 1 ({args.per_input} timed) | "
-              f"{per_input_rate:,.1f} |", "",
-              (f"Speed-up {report['speedup']:.1f}x. On the {args.per_input} inputs both ran, "
-               f"the coefficients differ by at most {max_diff:.2e} and the supports "
-               f"{'agree' if support_agrees else 'DIFFER'}.")]
-        args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+        args.out.with_suffix(".md").write_text(MARKDOWN.format(
+            **report, agreement="agree" if support_agrees else "DIFFER"))
 
 
 if __name__ == "__main__":

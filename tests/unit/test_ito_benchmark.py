@@ -1,7 +1,7 @@
 """The gradient-pursuit benchmark runs at a tiny size, agrees with itself and reports."""
 
-import importlib.util
 import json
+import runpy
 
 import pytest
 import torch
@@ -11,27 +11,19 @@ from shared.ito import gradient_pursuit
 pytestmark = pytest.mark.unit
 
 
-def load_benchmark(root):
-    spec = importlib.util.spec_from_file_location("ito_throughput",
-                                                  root / "benchmarks" / "ito_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_per_input_baseline_equals_the_library(root):
-    bench = load_benchmark(root)
-    atoms, x = bench.make_inputs(12, 48, 10, 3, torch.device("cpu"), seed=1)
+    bench = runpy.run_path(str(root / "benchmarks" / "ito_throughput.py"))
+    atoms, x = bench["make_inputs"](12, 48, 10, 3, torch.device("cpu"), seed=1)
     batched = gradient_pursuit(x.double(), atoms.double(), 3)
     for row in range(10):
-        torch.testing.assert_close(bench.pursuit_one(x[row].double(), atoms.double(), 3),
+        torch.testing.assert_close(bench["pursuit_one"](x[row].double(), atoms.double(), 3),
                                    batched[row])
 
 
 def test_tiny_benchmark_writes_results(tmp_path, root):
-    bench = load_benchmark(root)
+    main = runpy.run_path(str(root / "benchmarks" / "ito_throughput.py"))["main"]
     out = tmp_path / "r.json"
-    bench.main(["--d", "8", "--n-atoms", "32", "--batch", "16", "--per-input", "4",
+    main(["--d", "8", "--n-atoms", "32", "--batch", "16", "--per-input", "4",
                 "--target-l0", "3", "--rounds", "2", "--out", str(out)])
     report = json.loads(out.read_text())
     assert len(report["batched_seconds"]) == 2 and len(report["per_input_seconds"]) == 2
@@ -39,4 +31,4 @@ def test_tiny_benchmark_writes_results(tmp_path, root):
     assert report["support_agrees"] and report["max_abs_diff"] < 1e-4
     assert out.with_suffix(".md").read_text().startswith("# Gradient pursuit throughput (cpu)")
     with pytest.raises(SystemExit):
-        bench.main(["--per-input", "8", "--batch", "4"])
+        main(["--per-input", "8", "--batch", "4"])
