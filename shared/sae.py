@@ -220,14 +220,23 @@ class _StepResult:
 
     acts: Tensor  # [inst, batch, d_sae], in the step's compute dtype
     err: Tensor  # [inst, batch, d_in] reconstruction minus input, fp32
-    pre: Tensor | None = None  # [inst, batch, d_sae] pre-activations, when asked for (ghost grads)
-    xc: Tensor | None = None  # [inst, batch, d_in] the encoder's input, with `pre`
+    ghost_loss: Tensor | None = None  # [inst] the ghost-grads term added, when asked for
+
+
+@dataclasses.dataclass(frozen=True)
+class GhostSpec:
+    """What the ghost-grads term of one step needs (see `_ghost_terms`)."""
+
+    dead: Tensor  # [inst, d_sae] bool: the features treated as dead this step
+    mode: str  # original | rescaled | dead_only_rescaled
+    activation: str  # exp | exp_min0
 
 
 @torch.no_grad()
 def _sae_grads(
     sae: SAE, x: Float[Tensor, "inst batch d_in"], l1_coeffs: Float[Tensor, " inst"],
-    recon_reduction: str, l1_reduction: str, compute_dtype: torch.dtype, keep_pre: bool = False,
+    recon_reduction: str, l1_reduction: str, compute_dtype: torch.dtype,
+    ghost: GhostSpec | None = None,
 ) -> _StepResult:
     """Set `.grad` of every SAE parameter to the gradient of `sae_losses(...)["loss"].sum()`.
 
@@ -237,6 +246,9 @@ def _sae_grads(
     The L1 term's gradient is a constant added to the feature gradient before the ReLU mask
     (|f| = f for ReLU outputs, and the mask zeroes it where f = 0, as autograd's does).
     Layout is instance-major so every GEMM is a plain (b)mm on contiguous or transposed views.
+    With `ghost`, the ghost-grads term (`_ghost_terms`) is added to the loss: its
+    pre-activation gradient joins the main one before the encoder's GEMM (three extra GEMMs
+    per step, not four).
     """
     W_enc, W_dec, b_enc, b_dec = (p.detach() for p in (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec))
     cd = compute_dtype
@@ -246,7 +258,7 @@ def _sae_grads(
     # Forward: pre-activations with the encoder bias folded into the GEMM, ReLU in place.
     b_enc_c = einops.rearrange(b_enc.to(cd), "inst d_sae -> inst 1 d_sae")
     acts = torch.baddbmm(b_enc_c, xc_c, W_enc_c)
-    pre = acts.clone() if keep_pre else None
+    pre = acts.clone() if ghost is not None else None
     acts.relu_()
     x_hat = torch.bmm(acts, W_dec_c).to(x.dtype)
     err = x_hat.add_(einops.rearrange(b_dec, "inst d_in -> inst 1 d_in")).sub_(x)
@@ -261,6 +273,13 @@ def _sae_grads(
     grad_acts = torch.baddbmm(l1_c, grad_out_c, W_dec_c.transpose(1, 2))
     # aten's ReLU backward: one pass, in place (zero where acts <= 0).
     torch.ops.aten.threshold_backward.grad_input(grad_acts, acts, 0.0, grad_input=grad_acts)
+    ghost_loss = None
+    if ghost is not None:
+        assert pre is not None
+        ghost_pre, ghost_W_dec, ghost_loss = _ghost_terms(W_dec, pre.to(x.dtype), err, ghost,
+                                                          recon_reduction)
+        grad_acts += ghost_pre.to(cd)
+        grad_W_dec += ghost_W_dec
     grad_W_enc = torch.bmm(xc_c.transpose(1, 2), grad_acts).to(W_enc.dtype)
     grad_b_enc = grad_acts.sum(1, dtype=b_enc.dtype)
     if sae.pre_encoder_bias:
@@ -269,15 +288,15 @@ def _sae_grads(
     for param, grad in ((sae.W_enc, grad_W_enc), (sae.W_dec, grad_W_dec),
                         (sae.b_enc, grad_b_enc), (sae.b_dec, grad_b_dec)):
         param.grad = grad
-    return _StepResult(acts=acts, err=err, pre=pre, xc=xc if keep_pre else None)
+    return _StepResult(acts=acts, err=err, ghost_loss=ghost_loss)
 
 
-@torch.no_grad()
-def _ghost_grads_(
-    sae: SAE, out: _StepResult, dead: Float[Tensor, "inst d_sae"], mode: str, activation: str,
-    recon_reduction: str,
-) -> Float[Tensor, " inst"]:
-    """Add the ghost-grads auxiliary loss's gradient to the SAE's `.grad`; return the loss.
+def _ghost_terms(
+    W_dec: Tensor, pre: Float[Tensor, "inst batch d_sae"], err: Float[Tensor, "inst batch d_in"],
+    spec: GhostSpec, recon_reduction: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ghost-grads term's gradients with respect to the pre-activations and W_dec, and
+    the term itself per instance.
 
     For each example, the residual r = x - x_hat of the SAE (a constant) is fitted by the
     dead features alone, each firing exp(pre) (or exp(min(pre, 0))) on its decoder row:
@@ -286,22 +305,19 @@ def _ghost_grads_(
     form on s g - r (sum or mean over d_in, mean over the batch), times a constant lambda:
     "original" recon / ghost (so the term equals the reconstruction loss), "rescaled" that
     times the dead fraction, "dead_only_rescaled" the dead fraction. Instances with no dead
-    feature get no ghost term. `out` must come from `_sae_grads(..., keep_pre=True)`.
-    Returns lambda * ghost per instance (what was added to the loss).
+    feature get no ghost term.
     """
-    assert out.pre is not None and out.xc is not None
-    W_enc, W_dec = sae.W_enc.detach(), sae.W_dec.detach()
-    pre, xc = out.pre.to(out.err.dtype), out.xc  # bf16 pre-activations: fp32 here
-    batch, d_in = xc.shape[1], xc.shape[2]
+    dead, mode, activation = spec.dead, spec.mode, spec.activation
+    batch, d_in = err.shape[1], err.shape[2]
     dead_f = dead.to(pre.dtype).unsqueeze(1)  # [inst, 1, d_sae]
     act = torch.exp(pre if activation == "exp" else pre.clamp(max=0.0)) * dead_f
     g = torch.bmm(act, W_dec)  # [inst, batch, d_in]
-    residual = -out.err
+    residual = -err
     scale = residual.norm(dim=-1, keepdim=True) / (2 * g.norm(dim=-1, keepdim=True) + 1e-6)
     diff = scale * g - residual
     per_d = 1.0 if recon_reduction == "sum" else 1.0 / d_in
     ghost = diff.pow(2).sum(-1).mean(1) * per_d  # [inst]
-    recon = out.err.pow(2).sum(-1).mean(1) * per_d
+    recon = err.pow(2).sum(-1).mean(1) * per_d
     dead_fraction = dead.to(recon.dtype).mean(-1)
     if mode == "original":
         lam = recon / (ghost + 1e-12)
@@ -316,13 +332,7 @@ def _ghost_grads_(
     grad_g = diff * (scale * einops.rearrange(lam * (2.0 * per_d / batch), "i -> i 1 1"))
     grad_act = torch.bmm(grad_g, W_dec.transpose(1, 2))  # [inst, batch, d_sae]
     grad_pre = grad_act * (act if activation == "exp" else act * (pre < 0))
-    sae.W_dec.grad += torch.bmm(act.transpose(1, 2), grad_g)
-    sae.W_enc.grad += torch.bmm(xc.transpose(1, 2), grad_pre)
-    grad_b_enc = grad_pre.sum(1)
-    sae.b_enc.grad += grad_b_enc
-    if sae.pre_encoder_bias:
-        sae.b_dec.grad -= einops.einsum(grad_b_enc, W_enc, "inst d_sae, inst d_in d_sae -> inst d_in")
-    return lam * ghost
+    return grad_pre, torch.bmm(act.transpose(1, 2), grad_g), lam * ghost
 
 
 @contextlib.contextmanager
@@ -418,14 +428,14 @@ class SAETrainer:
     def step(self, step: int) -> dict[str, Tensor | float]:
         cfg = self.cfg
         x = _instances_first(self.sample_fn(step).to(self.device, torch.float32), cfg.n_instances)
-        ghost_loss = None
+        dead = self.dead_mask(step) if self.ghost else None
+        spec = GhostSpec(dead, cfg.ghost_grads, cfg.ghost_activation) \
+            if dead is not None else None
         with _matmul_precision(self.precision, self.device):
             out = _sae_grads(self.sae, x, self.l1, cfg.recon_reduction, cfg.l1_reduction,
-                             self.compute_dtype, keep_pre=self.ghost)
+                             self.compute_dtype, ghost=spec)
+            ghost_loss = out.ghost_loss
             if self.ghost:
-                dead = self.dead_mask(step)
-                ghost_loss = _ghost_grads_(self.sae, out, dead, cfg.ghost_grads,
-                                           cfg.ghost_activation, cfg.recon_reduction)
                 fired_now = torch.sign(out.acts).amax(1) > 0  # [inst, d_sae]
                 self.since_fired.value.add_(1).masked_fill_(fired_now, 0.0)
         if cfg.decoder_weight_decay > 0:
@@ -450,7 +460,7 @@ class SAETrainer:
                 self.counts.value += fired
             if logged:
                 metrics = self._metrics(out, fired)
-                if ghost_loss is not None:
+                if ghost_loss is not None and dead is not None:
                     metrics["ghost_loss"] = ghost_loss.mean()
                     metrics["ghost_dead_fraction"] = dead.float().mean()
         del out

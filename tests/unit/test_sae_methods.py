@@ -10,9 +10,9 @@ import torch
 from shared.config import ConfigError
 from shared.sae import (
     SAE,
+    GhostSpec,
     SAEConfig,
     SAETrainer,
-    _ghost_grads_,
     _instances_first,
     _sae_grads,
     sae_losses,
@@ -70,9 +70,8 @@ def test_ghost_grads_gradients_match_autograd(mode, activation, pre_bias, recon_
     sae.zero_grad()
     loss.sum().backward()
     ref = {n: p.grad.clone() for n, p in sae.named_parameters()}
-    out = _sae_grads(sae, _instances_first(x, 3), l1, recon_red, "mean_batch", torch.float64,
-                     keep_pre=True)
-    ghost = _ghost_grads_(sae, out, dead, mode, activation, recon_red)
+    ghost = _sae_grads(sae, _instances_first(x, 3), l1, recon_red, "mean_batch", torch.float64,
+                       ghost=GhostSpec(dead, mode, activation)).ghost_loss
     torch.testing.assert_close(ghost, ghost_ref.detach(), rtol=1e-9, atol=1e-12)
     assert ghost[2] == 0 and ghost[0] > 0
     for n, p in sae.named_parameters():
@@ -92,16 +91,16 @@ def test_exp_min0_spares_falsely_dead_features():
     dead = torch.zeros(1, 8, dtype=torch.bool)
     dead[0, :2] = True
     l1 = torch.tensor([1e-2], dtype=torch.float64)
-    out = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
-                     keep_pre=True)
+    _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64)
     main_b_enc = sae.b_enc.grad.clone()
-    ghost = _ghost_grads_(sae, out, dead, "rescaled", "exp_min0", "sum")
+    ghost = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
+                       ghost=GhostSpec(dead, "rescaled", "exp_min0")).ghost_loss
     assert torch.isfinite(ghost).all()
     assert sae.b_enc.grad[0, 0] == main_b_enc[0, 0]  # no ghost gradient through x > 0
     assert sae.b_enc.grad[0, 1] != main_b_enc[0, 1]
-    out = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
-                     keep_pre=True)
-    assert not torch.isfinite(_ghost_grads_(sae, out, dead, "rescaled", "exp", "sum")).all()
+    ghost = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
+                       ghost=GhostSpec(dead, "rescaled", "exp")).ghost_loss
+    assert not torch.isfinite(ghost).all()
 
 
 def test_dead_mask_tracks_steps_since_firing_and_all_features_for_k_steps():
