@@ -1,4 +1,4 @@
-"""The gradient-pursuit benchmark runs at a tiny size, agrees with itself and reports."""
+"""The ITO and SAE-options benchmarks run at a tiny size, agree with the library and report."""
 
 import json
 import runpy
@@ -32,3 +32,14 @@ def test_tiny_benchmark_writes_results(tmp_path, root):
     assert out.with_suffix(".md").read_text().startswith("# Gradient pursuit throughput (cpu)")
     with pytest.raises(SystemExit):
         main(["--per-input", "8", "--batch", "4"])
+
+
+def test_sae_options_step_benchmark_times_every_variant(tmp_path, root):
+    bench = runpy.run_path(str(root / "benchmarks" / "sae_options_step.py"))
+    out = tmp_path / "s.json"
+    bench["main"](["--d-in", "8", "--d-sae", "32", "--batch", "16", "--steps", "1",
+                   "--rounds", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["variant"] for r in rows] == list(bench["VARIANTS"])
+    assert all(len(r["cpu_rounds_ms"]) == 2 and r["cpu_ms_per_step"] > 0 for r in rows)
+    assert rows[0]["cpu_vs_plain"] == 1.0
