@@ -13,7 +13,10 @@ updating after `refine_steps` further iterations on its selected set). No row ev
 non-zero coefficients than its target: each iteration adds at most one atom to a row's set.
 
 `topk_codes` is the cheap alternative the write-up names: keep the k largest of the encoder's
-coefficients and zero the rest.
+coefficients and zero the rest. `sae_ito_codes` and `sae_topk_codes` apply them to one instance
+of a `shared.sae.SAE` (ITO fits x - b_dec with the decoder rows, as the SAE decodes
+codes @ W_dec + b_dec); `shared.sae_eval.SAEEvaluator.patched_loss_recovered` splices the
+reconstruction into the LM.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from shared.sae import SAE
+from shared.sae_eval import encode_instance
 
 
 def _targets(target_l0: int | Tensor, batch: int, device: torch.device) -> Int[Tensor, " batch"]:
@@ -115,3 +121,21 @@ def topk_codes(
     values, idx = acts.topk(k_max, dim=-1)
     keep = torch.arange(k_max, device=acts.device) < target.unsqueeze(-1)
     return torch.zeros_like(acts).scatter_(-1, idx, torch.where(keep, values, 0.0))
+
+
+@torch.no_grad()
+def sae_ito_codes(
+    sae: SAE, inst: int, x: Float[Tensor, "n d_in"], target_l0: int | Int[Tensor, " n"],
+    refine_steps: int = 0,
+) -> Float[Tensor, "n d_sae"]:
+    """Gradient-pursuit codes for instance `inst`'s dictionary (its encoder unused)."""
+    W_dec, b_dec = sae.W_dec[inst].detach(), sae.b_dec[inst].detach()
+    return gradient_pursuit(x.to(W_dec) - b_dec, W_dec, target_l0, refine_steps=refine_steps)
+
+
+@torch.no_grad()
+def sae_topk_codes(
+    sae: SAE, inst: int, x: Float[Tensor, "n d_in"], k: int | Int[Tensor, " n"]
+) -> Float[Tensor, "n d_sae"]:
+    """Instance `inst`'s encoder activations with all but each row's k largest zeroed."""
+    return topk_codes(encode_instance(sae, x, inst), k)
