@@ -309,8 +309,9 @@ def _ghost_terms(
     """
     dead, mode, activation = spec.dead, spec.mode, spec.activation
     batch, d_in = err.shape[1], err.shape[2]
-    dead_f = dead.to(pre.dtype).unsqueeze(1)  # [inst, 1, d_sae]
-    act = torch.exp(pre if activation == "exp" else pre.clamp(max=0.0)) * dead_f
+    # where, not a product with the mask: a live feature's exp(pre) may overflow (inf * 0).
+    act = torch.where(dead.unsqueeze(1), torch.exp(pre if activation == "exp"
+                                                   else pre.clamp(max=0.0)), 0.0)
     g = torch.bmm(act, W_dec)  # [inst, batch, d_in]
     residual = -err
     scale = residual.norm(dim=-1, keepdim=True) / (2 * g.norm(dim=-1, keepdim=True) + 1e-6)

@@ -101,6 +101,12 @@ def test_exp_min0_spares_falsely_dead_features():
     ghost = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
                        ghost=GhostSpec(dead, "rescaled", "exp")).ghost_loss
     assert not torch.isfinite(ghost).all()
+    # A live feature's overflowing exp never reaches the ghost term.
+    dead[0, 0] = False
+    ghost = _sae_grads(sae, _instances_first(x, 1), l1, "sum", "mean_batch", torch.float64,
+                       ghost=GhostSpec(dead, "rescaled", "exp")).ghost_loss
+    assert torch.isfinite(ghost).all() and all(torch.isfinite(p.grad).all()
+                                               for p in sae.parameters())
 
 
 def test_dead_mask_tracks_steps_since_firing_and_all_features_for_k_steps():
