@@ -64,6 +64,19 @@ class SAEConfig:
     resample_stop: int
     dead_frequency: float  # resample features whose firing frequency in the window is <= this
     seed: int
+    # Options of "SAE training methods" (GDM progress update), each off by default.
+    # Ghost grads (Anthropic, Jan 2024): an auxiliary loss on dead features' exp-activated
+    # pre-activations, fitting the live SAE's residual. "original": scaled (as a constant) to
+    # equal the reconstruction loss; "rescaled": that times the fraction of dead features;
+    # "dead_only_rescaled": the fraction of dead features alone (no reconstruction-loss scale).
+    ghost_grads: Literal["none", "original", "rescaled", "dead_only_rescaled"] = "none"
+    ghost_activation: Literal["exp", "exp_min0"] = "exp"  # exp(x) or exp(min(x, 0))
+    ghost_dead_window: int = 1000  # dead: not fired in this many steps
+    ghost_all_steps: int = 0  # every feature counts as dead for the first K steps
+    # "unit": decoder rows of norm one (the gradient's parallel part projected out);
+    # "at_most_one": rows rescaled only when their norm exceeds one, no projection.
+    decoder_norm: Literal["unit", "at_most_one"] = "unit"
+    decoder_weight_decay: float = 0.0  # L2 on W_dec: (wd / 2) * ||W_dec||^2 added to the loss
 
     def __post_init__(self) -> None:
         check(self.d_in > 0 and self.d_sae > 0, "d_in and d_sae must be positive")
@@ -76,6 +89,19 @@ class SAEConfig:
             self.resample == "none" or 0 < self.resample_window <= self.resample_every,
             "resample_window must be in (0, resample_every]",
         )
+        check(self.ghost_grads in ("none", "original", "rescaled", "dead_only_rescaled"),
+              "ghost_grads must be none, original, rescaled or dead_only_rescaled")
+        check(self.ghost_activation in ("exp", "exp_min0"), "ghost_activation must be exp or "
+              "exp_min0")
+        check(self.ghost_dead_window > 0 and self.ghost_all_steps >= 0,
+              "ghost_dead_window must be positive and ghost_all_steps non-negative")
+        check(self.decoder_norm in ("unit", "at_most_one"),
+              "decoder_norm must be unit or at_most_one")
+        check(self.decoder_weight_decay >= 0, "decoder_weight_decay must be non-negative")
+        # On unit-norm rows the decay is parallel to each row and projected out: only rounding
+        # noise would remain, which Adam would amplify to full-size steps.
+        check(self.decoder_weight_decay == 0 or self.decoder_norm == "at_most_one",
+              "decoder_weight_decay needs decoder_norm at_most_one")
 
     @property
     def n_instances(self) -> int:
@@ -127,6 +153,11 @@ class SAE(nn.Module):
     @torch.no_grad()
     def normalise_decoder_(self) -> None:
         self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+
+    @torch.no_grad()
+    def clamp_decoder_norm_(self) -> None:
+        """Rescale decoder rows whose norm exceeds one back to one; shorter rows stay."""
+        self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1.0))
 
     @torch.no_grad()
     def remove_parallel_grad_(self) -> None:
@@ -189,12 +220,23 @@ class _StepResult:
 
     acts: Tensor  # [inst, batch, d_sae], in the step's compute dtype
     err: Tensor  # [inst, batch, d_in] reconstruction minus input, fp32
+    ghost_loss: Tensor | None = None  # [inst] the ghost-grads term added, when asked for
+
+
+@dataclasses.dataclass(frozen=True)
+class GhostSpec:
+    """What the ghost-grads term of one step needs (see `_ghost_terms`)."""
+
+    dead: Tensor  # [inst, d_sae] bool: the features treated as dead this step
+    mode: str  # original | rescaled | dead_only_rescaled
+    activation: str  # exp | exp_min0
 
 
 @torch.no_grad()
 def _sae_grads(
     sae: SAE, x: Float[Tensor, "inst batch d_in"], l1_coeffs: Float[Tensor, " inst"],
     recon_reduction: str, l1_reduction: str, compute_dtype: torch.dtype,
+    ghost: GhostSpec | None = None,
 ) -> _StepResult:
     """Set `.grad` of every SAE parameter to the gradient of `sae_losses(...)["loss"].sum()`.
 
@@ -204,6 +246,9 @@ def _sae_grads(
     The L1 term's gradient is a constant added to the feature gradient before the ReLU mask
     (|f| = f for ReLU outputs, and the mask zeroes it where f = 0, as autograd's does).
     Layout is instance-major so every GEMM is a plain (b)mm on contiguous or transposed views.
+    With `ghost`, the ghost-grads term (`_ghost_terms`) is added to the loss: its
+    pre-activation gradient joins the main one before the encoder's GEMM (three extra GEMMs
+    per step, not four).
     """
     W_enc, W_dec, b_enc, b_dec = (p.detach() for p in (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec))
     cd = compute_dtype
@@ -213,6 +258,7 @@ def _sae_grads(
     # Forward: pre-activations with the encoder bias folded into the GEMM, ReLU in place.
     b_enc_c = einops.rearrange(b_enc.to(cd), "inst d_sae -> inst 1 d_sae")
     acts = torch.baddbmm(b_enc_c, xc_c, W_enc_c)
+    pre = acts.clone() if ghost is not None else None
     acts.relu_()
     x_hat = torch.bmm(acts, W_dec_c).to(x.dtype)
     err = x_hat.add_(einops.rearrange(b_dec, "inst d_in -> inst 1 d_in")).sub_(x)
@@ -227,6 +273,13 @@ def _sae_grads(
     grad_acts = torch.baddbmm(l1_c, grad_out_c, W_dec_c.transpose(1, 2))
     # aten's ReLU backward: one pass, in place (zero where acts <= 0).
     torch.ops.aten.threshold_backward.grad_input(grad_acts, acts, 0.0, grad_input=grad_acts)
+    ghost_loss = None
+    if ghost is not None:
+        assert pre is not None
+        ghost_pre, ghost_W_dec, ghost_loss = _ghost_terms(W_dec, pre.to(x.dtype), err, ghost,
+                                                          recon_reduction)
+        grad_acts += ghost_pre.to(cd)
+        grad_W_dec += ghost_W_dec
     grad_W_enc = torch.bmm(xc_c.transpose(1, 2), grad_acts).to(W_enc.dtype)
     grad_b_enc = grad_acts.sum(1, dtype=b_enc.dtype)
     if sae.pre_encoder_bias:
@@ -235,7 +288,52 @@ def _sae_grads(
     for param, grad in ((sae.W_enc, grad_W_enc), (sae.W_dec, grad_W_dec),
                         (sae.b_enc, grad_b_enc), (sae.b_dec, grad_b_dec)):
         param.grad = grad
-    return _StepResult(acts=acts, err=err)
+    return _StepResult(acts=acts, err=err, ghost_loss=ghost_loss)
+
+
+def _ghost_terms(
+    W_dec: Tensor, pre: Float[Tensor, "inst batch d_sae"], err: Float[Tensor, "inst batch d_in"],
+    spec: GhostSpec, recon_reduction: str,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ghost-grads term's gradients with respect to the pre-activations and W_dec, and
+    the term itself per instance.
+
+    For each example, the residual r = x - x_hat of the SAE (a constant) is fitted by the
+    dead features alone, each firing exp(pre) (or exp(min(pre, 0))) on its decoder row:
+    g = sum_dead act(pre_i) W_dec[i], rescaled per example (as a constant) to half the
+    residual's norm, s = |r| / (2 |g| + 1e-6). The ghost loss is the reconstruction loss's
+    form on s g - r (sum or mean over d_in, mean over the batch), times a constant lambda:
+    "original" recon / ghost (so the term equals the reconstruction loss), "rescaled" that
+    times the dead fraction, "dead_only_rescaled" the dead fraction. Instances with no dead
+    feature get no ghost term.
+    """
+    dead, mode, activation = spec.dead, spec.mode, spec.activation
+    batch, d_in = err.shape[1], err.shape[2]
+    # where, not a product with the mask: a live feature's exp(pre) may overflow (inf * 0).
+    act = torch.where(dead.unsqueeze(1), torch.exp(pre if activation == "exp"
+                                                   else pre.clamp(max=0.0)), 0.0)
+    g = torch.bmm(act, W_dec)  # [inst, batch, d_in]
+    residual = -err
+    scale = residual.norm(dim=-1, keepdim=True) / (2 * g.norm(dim=-1, keepdim=True) + 1e-6)
+    diff = scale * g - residual
+    per_d = 1.0 if recon_reduction == "sum" else 1.0 / d_in
+    ghost = diff.pow(2).sum(-1).mean(1) * per_d  # [inst]
+    recon = err.pow(2).sum(-1).mean(1) * per_d
+    dead_fraction = dead.to(recon.dtype).mean(-1)
+    if mode == "original":
+        lam = recon / (ghost + 1e-12)
+    elif mode == "rescaled":
+        lam = recon / (ghost + 1e-12) * dead_fraction
+    elif mode == "dead_only_rescaled":
+        lam = dead_fraction
+    else:
+        raise ValueError(f"unknown ghost grads mode {mode!r}")
+    lam = torch.where(dead.any(-1), lam, 0.0)
+    # d (lam * ghost) / d g, then back through g = act @ W_dec and act = exp(pre) on dead.
+    grad_g = diff * (scale * einops.rearrange(lam * (2.0 * per_d / batch), "i -> i 1 1"))
+    grad_act = torch.bmm(grad_g, W_dec.transpose(1, 2))  # [inst, batch, d_sae]
+    grad_pre = grad_act * (act if activation == "exp" else act * (pre < 0))
+    return grad_pre, torch.bmm(act.transpose(1, 2), grad_g), lam * ghost
 
 
 @contextlib.contextmanager
@@ -309,22 +407,48 @@ class SAETrainer:
         # Features that fired during the current resampling window, per instance.
         self.counts = _Counts(torch.zeros(cfg.n_instances, cfg.d_sae, device=self.device))
         self.resampled: list[int] = []
+        # Ghost grads: steps since each feature last fired (checkpointed only when in use, so
+        # runs without ghost grads keep their checkpoint layout).
+        self.ghost = cfg.ghost_grads != "none"
+        self.since_fired = _Counts(torch.zeros(cfg.n_instances, cfg.d_sae, device=self.device))
 
     def state(self) -> dict[str, Stateful]:
         state: dict[str, Stateful] = {"sae": self.sae, "opt": self.opt, "counts": self.counts}
+        if self.ghost:
+            state["since_fired"] = self.since_fired
         if self.data_state is not None:
             state["data"] = self.data_state
         return state
 
+    def dead_mask(self, step: int) -> Tensor:
+        """Features ghost grads treats as dead at `step`: [inst, d_sae] bool."""
+        if step < self.cfg.ghost_all_steps:
+            return torch.ones_like(self.since_fired.value, dtype=torch.bool)
+        return torch.ge(self.since_fired.value, self.cfg.ghost_dead_window)
+
     def step(self, step: int) -> dict[str, Tensor | float]:
         cfg = self.cfg
         x = _instances_first(self.sample_fn(step).to(self.device, torch.float32), cfg.n_instances)
+        dead = self.dead_mask(step) if self.ghost else None
+        spec = GhostSpec(dead, cfg.ghost_grads, cfg.ghost_activation) \
+            if dead is not None else None
         with _matmul_precision(self.precision, self.device):
             out = _sae_grads(self.sae, x, self.l1, cfg.recon_reduction, cfg.l1_reduction,
-                             self.compute_dtype)
-        self.sae.remove_parallel_grad_()
+                             self.compute_dtype, ghost=spec)
+            ghost_loss = out.ghost_loss
+            if self.ghost:
+                fired_now = torch.sign(out.acts).amax(1) > 0  # [inst, d_sae]
+                self.since_fired.value.add_(1).masked_fill_(fired_now, 0.0)
+        if cfg.decoder_weight_decay > 0:
+            assert self.sae.W_dec.grad is not None
+            self.sae.W_dec.grad.add_(self.sae.W_dec.detach(), alpha=cfg.decoder_weight_decay)
+        if cfg.decoder_norm == "unit":
+            self.sae.remove_parallel_grad_()
         self.opt.step()
-        self.sae.normalise_decoder_()
+        if cfg.decoder_norm == "unit":
+            self.sae.normalise_decoder_()
+        else:
+            self.sae.clamp_decoder_norm_()
         is_eval = self.eval_fn is not None and (
             step % self.eval_every == 0 or step == cfg.n_steps - 1)
         logged = step % self.log_every == 0 or step == cfg.n_steps - 1 or is_eval
@@ -337,6 +461,9 @@ class SAETrainer:
                 self.counts.value += fired
             if logged:
                 metrics = self._metrics(out, fired)
+                if ghost_loss is not None and dead is not None:
+                    metrics["ghost_loss"] = ghost_loss.mean()
+                    metrics["ghost_dead_fraction"] = dead.float().mean()
         del out
         if self._is_resample_step(step + 1):
             self.resample(step + 1)
@@ -432,6 +559,30 @@ class SAETrainer:
             new_dec[inst, dead[inst]] = x_unit
             new_enc[inst][:, dead[inst]] = (x_unit * scale).T
         return new_enc, new_dec
+
+
+def training_options(cfg: SAEConfig, instance: int) -> dict[str, object]:
+    """The trainer settings of one instance, as the SAELens export records them (cfg.json)."""
+    if not 0 <= instance < cfg.n_instances:
+        raise ValueError(f"instance {instance} out of range for {cfg.n_instances} instances")
+    return {
+        "l1_coefficient": cfg.l1_coeffs[instance],
+        "lr": cfg.lr,
+        "adam_betas": list(cfg.adam_betas),
+        "batch_size": cfg.batch_size,
+        "n_steps": cfg.n_steps,
+        "pre_encoder_bias": cfg.pre_encoder_bias,
+        "recon_reduction": cfg.recon_reduction,
+        "l1_reduction": cfg.l1_reduction,
+        "resample": cfg.resample,
+        "ghost_grads": cfg.ghost_grads,
+        "ghost_activation": cfg.ghost_activation,
+        "ghost_dead_window": cfg.ghost_dead_window,
+        "ghost_all_steps": cfg.ghost_all_steps,
+        "decoder_norm": cfg.decoder_norm,
+        "decoder_weight_decay": cfg.decoder_weight_decay,
+        "seed": cfg.seed,
+    }
 
 
 class _Counts(nn.Module):

@@ -154,6 +154,12 @@ class SAEEvaluator:
                 handle.remove()
         return total / count
 
+    def patched_loss_recovered(self, patch: Patch) -> tuple[float, float]:
+        """Loss recovered and CE with `patch` replacing the hook's activations ([n, d] -> [n, d],
+        e.g. an SAE's reconstruction from codes found by inference-time optimisation)."""
+        ce = self._cross_entropy(patch)
+        return loss_recovered(self.ce_zero, ce, self.ce_clean), ce
+
     @torch.no_grad()
     def evaluate(self, sae: SAE) -> dict[str, Tensor | float]:
         """Per-instance metrics ([inst] tensors) and the SAE-independent baselines (floats)."""

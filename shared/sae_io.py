@@ -9,6 +9,9 @@ A directory with
   model_from_pretrained_kwargs as SAELens's training runner records them);
 - `sae_weights.safetensors`: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc [d_sae],
   b_dec [d_in] (exactly the keys SAELens loads with a strict state dict);
+- `cfg.json`'s metadata also holds `training_options` when the trainer's settings are given
+  (`shared.sae.training_options`: L1 coefficient, Adam betas, ghost grads, decoder norm...;
+  SAELens keeps unknown metadata keys as attributes);
 - `sparsity.safetensors` (optional): key `sparsity`, log10 of each feature's firing frequency
   (SAELens adds 1e-10 before the log, so dead features read -10).
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from jaxtyping import Float
@@ -33,7 +36,7 @@ from torch import Tensor
 
 from shared.config import check
 from shared.io import BadInput, load_tensors, read_json, save_tensors, write_json
-from shared.sae import SAE
+from shared.sae import SAE, SAEConfig, training_options
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
@@ -65,9 +68,10 @@ def log_sparsity(frequency: Float[Tensor, " d_sae"]) -> Float[Tensor, " d_sae"]:
     return torch.log10(frequency.double() + LOG_SPARSITY_EPS).float()
 
 
-def sae_lens_cfg(sae: SAE, info: SAELensInfo) -> dict[str, Any]:
-    """The cfg.json dict for one instance of `sae`."""
-    return {
+def sae_lens_cfg(sae: SAE, info: SAELensInfo, training: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The cfg.json dict for one instance of `sae` (with its trainer settings when given)."""
+    cfg: dict[str, Any] = {
         "architecture": "standard",
         "d_in": sae.d_in,
         "d_sae": sae.d_sae,
@@ -89,13 +93,17 @@ def sae_lens_cfg(sae: SAE, info: SAELensInfo) -> dict[str, Any]:
             "trained_with": "shared.sae (mechinterp-replications)",
         },
     }
+    if training is not None:
+        cfg["metadata"]["training_options"] = dict(training)
+    return cfg
 
 
 def save_sae_lens(
     path: Path, sae: SAE, instance: int, info: SAELensInfo,
-    frequency: Float[Tensor, " d_sae"] | None,
+    frequency: Float[Tensor, " d_sae"] | None, training: SAEConfig | None = None,
 ) -> None:
-    """Write instance `instance` of `sae` as a SAELens directory (sparsity when given)."""
+    """Write instance `instance` of `sae` as a SAELens directory (sparsity when given; the
+    trainer's settings for that instance in cfg.json's metadata when `training` is given)."""
     if not 0 <= instance < sae.n_instances:
         raise ValueError(f"instance {instance} out of range for {sae.n_instances} instances")
     path = Path(path)
@@ -113,7 +121,8 @@ def save_sae_lens(
                              f"got {tuple(frequency.shape)}")
         save_tensors(path / SPARSITY_FILENAME, {"sparsity": log_sparsity(frequency)})
     # The config last: a directory with a cfg.json is complete.
-    write_json(path / CFG_FILENAME, sae_lens_cfg(sae, info))
+    options = training_options(training, instance) if training is not None else None
+    write_json(path / CFG_FILENAME, sae_lens_cfg(sae, info, options))
 
 
 def load_sae_lens(

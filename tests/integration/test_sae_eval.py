@@ -136,3 +136,43 @@ def test_periodic_evaluation_lands_in_the_training_history(model, tokens, evalua
     assert all("loss" in row for row in hist)
     with pytest.raises(ValueError, match="multiple of log_every"):
         train_sae(cfg, sample, None, "eval", log_every=5, eval_every=7, eval_fn=evaluator)
+
+
+def test_patched_score_and_inference_time_codes(evaluator):
+    from shared.ito import sae_ito_codes, sae_topk_codes
+    from shared.sae_eval import decode_instance, encode_instance
+
+    gen = torch.Generator().manual_seed(3)
+    sae = SAE(D_MLP, 96, 2, pre_encoder_bias=True, generator=gen)
+    with torch.no_grad():
+        sae.b_dec.normal_(std=0.1, generator=gen)
+    # The encoder's own splice through the public method equals `evaluate`'s number.
+    encoder = lambda x: decode_instance(sae, encode_instance(sae, x, 1), 1)  # noqa: E731
+    score, ce = evaluator.patched_loss_recovered(encoder)
+    assert score == pytest.approx(float(evaluator.evaluate(sae)["loss_recovered"][1]), abs=1e-6)
+    assert ce > evaluator.ce_clean
+    # A +/- basis dictionary with a bias: gradient pursuit with L0 = d_in fits x - b_dec exactly
+    # (orthogonal atoms), so the spliced model is the clean one.
+    eye = torch.eye(D_MLP)
+    basis = fixed_sae(torch.zeros(D_MLP, 2 * D_MLP), torch.cat([eye, -eye], 0),
+                      torch.zeros(2 * D_MLP), torch.linspace(-1, 1, D_MLP))
+    l0s = []
+
+    def ito(x):
+        codes = sae_ito_codes(basis, 0, x, D_MLP)
+        l0s.append((codes != 0).sum(-1).max().item())
+        return decode_instance(basis, codes, 0)
+
+    score, ce = evaluator.patched_loss_recovered(ito)
+    assert score == pytest.approx(1.0, abs=1e-5) and ce == pytest.approx(evaluator.ce_clean,
+                                                                          abs=1e-5)
+    assert max(l0s) <= D_MLP
+    # Fewer atoms: worse, and never above the target; top-k of the encoder likewise.
+    few = lambda x: decode_instance(basis, sae_ito_codes(basis, 0, x, 4), 0)  # noqa: E731
+    assert evaluator.patched_loss_recovered(few)[0] < 1.0 - 1e-3
+    x = torch.randn(30, D_MLP, generator=gen)
+    assert ((sae_ito_codes(sae, 0, x, 5) != 0).sum(-1) <= 5).all()
+    top = sae_topk_codes(sae, 0, x, 3)
+    full = encode_instance(sae, x, 0)
+    assert ((top != 0).sum(-1) <= 3).all()
+    torch.testing.assert_close(top.sum(-1), full.topk(3, dim=-1).values.sum(-1))
