@@ -1,0 +1,49 @@
+"""Setup shared by the embedding-studies scripts: configuration, model, text rows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from replications.embedding_studies.config import Config, load
+from shared.cli import load_and_setup, user_errors
+from shared.config import ConfigError
+
+
+def setup(profile: str, threads: int) -> Config:
+    """The profile's validated configuration (one-line error); threads; the seed."""
+    return load_and_setup(load, profile, threads, lambda cfg: cfg.puzzle1.seed)
+
+
+def add_model_args(p: argparse.ArgumentParser, tokens: bool = True) -> argparse.ArgumentParser:
+    p.add_argument("--model", required=True,
+                   help="the stand-in LM's directory or a pretrained name (gpt2, "
+                        "EleutherAI/gpt-neo-125M)")
+    if tokens:
+        p.add_argument("--tokens", type=Path,
+                       help="the stand-in's tokens.safetensors (stand-in profiles only)")
+    p.add_argument("--out-dir", type=Path, required=True)
+    return p
+
+
+def model_and_rows(args: argparse.Namespace, cfg: Config, rows: bool = True
+                   ) -> tuple[Any, Any, str]:
+    """The model (TransformerLens, default weight processing, frozen), the text rows (or
+    None), and a label for figures; every input error is one `error:` line."""
+    from replications.embedding_studies.text import text_rows
+    from shared.lm import describe_model, load_model
+
+    stand_in = cfg.model.source == "stand_in"
+    with user_errors():
+        tokens = getattr(args, "tokens", None)
+        if rows and stand_in != (tokens is not None):
+            raise ConfigError("--tokens is needed with model.source stand_in and only then "
+                              f"(profile {args.profile}: {cfg.model.source})")
+        model = load_model(args.model, cfg.model.device, processed=True, frozen=True,
+                           need_tokenizer=True)
+        text = text_rows(cfg.text, tokens, model.tokenizer) if rows else None
+    label = "GPT-2-shaped stand-in" if stand_in else str(args.model)
+    print(f"[{Path(sys.argv[0]).stem}] {args.model}: {describe_model(model)}", file=sys.stderr)
+    return model, text, label
