@@ -15,7 +15,7 @@ strongly represented feature. Here, on `W_E` (default weight processing, as the 
   least `min_per_length` tokens); the steps mu_{k+1} - mu_k point the same way when one
   direction encodes length (their mean pairwise cosine, `step_alignment`; for the means of
   random groups the consecutive steps share a mean with opposite signs and the cosine is about
-  -0.5, the shuffled baseline), and adding the average step s to an embedding moves the fitted
+  -0.5: the shuffled baseline, averaged over the shuffles), and adding the average step s to an embedding moves the fitted
   regression's prediction by `unit_step` = w . s characters (one, if the regression reads the
   same direction the means step along); the held-out mean prediction per true length rises
   with every length (`monotone_fraction`);
@@ -91,9 +91,13 @@ def length_study(X: Float[Tensor, "n d"], length: Int[Tensor, " n"], cfg: Direct
     mus = torch.stack([X[length == k].double().mean(0) for k in run])
     steps = mus[1:] - mus[:-1]
     mean_step = (mus[-1] - mus[0]) / (len(run) - 1)
-    # Baseline: the same statistic for random groups of the same sizes (shuffled lengths).
-    perm_len = length[torch.randperm(len(length), generator=gen)]
-    mus_s = torch.stack([X[perm_len == k].double().mean(0) for k in run])
+    # Baseline: the same statistic for random groups of the same sizes (shuffled lengths),
+    # averaged over the shuffles.
+    shuffled_align = []
+    for _ in range(cfg.n_shuffles):
+        perm_len = length[torch.randperm(len(length), generator=gen)]
+        mus_s = torch.stack([X[perm_len == k].double().mean(0) for k in run])
+        shuffled_align.append(_consecutive_cos(mus_s[1:] - mus_s[:-1]))
     held_mean = [float(pred[te][length[te] == k].mean()) if (length[te] == k).any()
                  else math.nan for k in run]
     pairs = [(a, c) for a, c in zip(held_mean, held_mean[1:])
@@ -108,7 +112,7 @@ def length_study(X: Float[Tensor, "n d"], length: Int[Tensor, " n"], cfg: Direct
         "heldout_mean_pred": held_mean,
         "step_alignment": _mean_pairwise_cos(steps),
         "step_alignment_consecutive": _consecutive_cos(steps),
-        "step_alignment_consecutive_shuffled": _consecutive_cos(mus_s[1:] - mus_s[:-1]),
+        "step_alignment_consecutive_shuffled": sum(shuffled_align) / len(shuffled_align),
         "unit_step": float(w @ mean_step),
         "monotone_fraction": sum(c > a for a, c in pairs) / max(1, len(pairs)),
     }

@@ -180,6 +180,7 @@ def run(model, prefix: list[int], bos: int, groups: dict[int, list[tuple[str, li
         "words_per_length": {str(k): len(v) for k, v in groups.items()},
         "layer": cfg.layer, "chance": 1.0 / n,
         "acc": layers["all"][hl], "baseline_acc": base_all,
+        "acc_over_chance": layers["all"][hl] - 1.0 / n,
         "balanced_acc": layers["balanced"][hl], "balanced_baseline_acc": base_bal,
         "balanced_gain": layers["balanced"][hl] - base_bal,
         "gain": layers["all"][hl] - base_all,
@@ -187,9 +188,10 @@ def run(model, prefix: list[int], bos: int, groups: dict[int, list[tuple[str, li
         "early_minus_late": sum(per_index[:3]) / 3 - sum(per_index[-3:]) / 3,
         "acc_by_layer": layers["all"], "balanced_acc_by_layer": layers["balanced"],
         "best_balanced_gain": max(layers["balanced"]) - base_bal,
-        # -1: before block 0 (embeddings); the margin: 5 points over the baseline.
+        # The first residual whose position-balanced probe beats the baseline by `margin`:
+        # -1 before block 0 (embeddings), i after block i; n_layers when none does.
         "earliest_layer_margin": margin,
-        "earliest_layer": beats[0] if beats else None,
+        "earliest_layer": beats[0] if beats else n_layers,
     }
     tensors = {"val_pos": va.pos, "val_index": va.index, "val_pred": head_pred}
     return summary, tensors

@@ -13,8 +13,10 @@ from shared.config import ConfigError
 
 
 def setup(profile: str, threads: int) -> Config:
-    """The profile's validated configuration (one-line error); threads; the seed."""
-    return load_and_setup(load, profile, threads, lambda cfg: cfg.puzzle1.seed)
+    """The profile's validated configuration (one-line error); threads. Every stage draws
+    from its own section's seeded generators, so the global seed is fixed at 0 (reading a
+    section's seed here would make every rule declare that section)."""
+    return load_and_setup(load, profile, threads, 0)
 
 
 def add_model_args(p: argparse.ArgumentParser, tokens: bool = True) -> argparse.ArgumentParser:
