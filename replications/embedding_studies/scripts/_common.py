@@ -30,7 +30,7 @@ def add_model_args(p: argparse.ArgumentParser, tokens: bool = True) -> argparse.
     return p
 
 
-def model_and_rows(args: argparse.Namespace, cfg: Config, rows: bool = True
+def model_and_rows(stage: str, args: argparse.Namespace, cfg: Config, rows: bool = True
                    ) -> tuple[Any, Any, str]:
     """The model (TransformerLens, default weight processing, frozen), the text rows (or
     None), and a label for figures; every input error is one `error:` line."""
@@ -47,5 +47,5 @@ def model_and_rows(args: argparse.Namespace, cfg: Config, rows: bool = True
                            need_tokenizer=True)
         text = text_rows(cfg.text, tokens, model.tokenizer) if rows else None
     label = "GPT-2-shaped stand-in" if stand_in else str(args.model)
-    print(f"[{Path(sys.argv[0]).stem}] {args.model}: {describe_model(model)}", file=sys.stderr)
+    print(f"[{stage}] {args.model}: {describe_model(model)}", file=sys.stderr)
     return model, text, label

@@ -20,7 +20,7 @@ from shared.io import save_tensors, write_json
 def main(argv: list[str] | None = None) -> None:
     p = add_model_args(script_parser(__doc__.splitlines()[0]), tokens=False)
     args, cfg = parse_and_setup(p, argv, setup)
-    model, _, label = model_and_rows(args, cfg, rows=False)
+    model, _, label = model_and_rows("directions", args, cfg, rows=False)
     with user_errors():
         out, tensors = directions.run_on_model(model, cfg.directions, label)
     write_json(args.out_dir / "directions.json", out)

@@ -21,7 +21,7 @@ from shared.io import save_tensors, write_json
 def main(argv: list[str] | None = None) -> None:
     p = add_model_args(script_parser(__doc__.splitlines()[0]))
     args, cfg = parse_and_setup(p, argv, setup)
-    model, rows, label = model_and_rows(args, cfg)
+    model, rows, label = model_and_rows("positional", args, cfg)
     with user_errors():
         out, tensors = positional.run_on_model(model, rows, cfg.positional, label)
     write_json(args.out_dir / "positional.json", out)

@@ -21,7 +21,7 @@ from shared.io import write_json
 def main(argv: list[str] | None = None) -> None:
     p = add_model_args(script_parser(__doc__.splitlines()[0]))
     args, cfg = parse_and_setup(p, argv, setup)
-    model, rows, label = model_and_rows(args, cfg)
+    model, rows, label = model_and_rows("puzzle1", args, cfg)
     out = embeddings.run(model, rows, cfg.puzzle1, cfg.figures.hist_bins, label)
     write_json(args.out_dir / "puzzle1.json", out)
     h = out["headline"]
