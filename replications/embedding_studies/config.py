@@ -6,10 +6,10 @@ Values live in `config/default.yaml` (complete) with `smoke.yaml` / `paper.yaml`
   or the posts' models by name (GPT-Neo 125M for Puzzle 1, GPT-2 small for the rest).
 - `text`: the rows the residual stream and the word list are read from (the stand-in's
   validation rows, or a data set by name).
-- `puzzle1`: vocabulary subsample, principal components removed, residual positions sampled.
+- `puzzle1`: vocabulary subsample, principal components removed, residual positions sampled,
+  histogram bins.
 - `directions`: Puzzle 2's token filter, held-out split, ridge, shuffled baselines, probe.
 - `positional`: the word-index prompts (prefix, words, sizes), the probed layer, the probe.
-- `figures`: rendering choices.
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ class Puzzle1Config:
     n_tokens: int  # vocabulary subsample (all of it when the vocabulary is smaller)
     remove_pcs: tuple[int, ...]  # top principal components removed after centring
     resid_tokens: int  # residual-stream positions sampled from the text rows
+    hist_bins: int  # histogram bins on [-1, 1] (stored in the JSON the figures read)
     seed: int
 
     def __post_init__(self) -> None:
-        check_at_least(self, "puzzle1", n_tokens=16, resid_tokens=16, seed=0)
+        check_at_least(self, "puzzle1", n_tokens=16, resid_tokens=16, hist_bins=10, seed=0)
         check(len(self.remove_pcs) >= 1 and min(self.remove_pcs) >= 1
               and list(self.remove_pcs) == sorted(set(self.remove_pcs)),
               "puzzle1.remove_pcs must be distinct increasing positive counts")
@@ -106,21 +107,12 @@ class PositionalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class FigureConfig:
-    hist_bins: int
-
-    def __post_init__(self) -> None:
-        check_at_least(self, "figures", hist_bins=10)
-
-
-@dataclasses.dataclass(frozen=True)
 class Config:
     model: ModelConfig
     text: TextConfig
     puzzle1: Puzzle1Config
     directions: DirectionsConfig
     positional: PositionalConfig
-    figures: FigureConfig
 
     def __post_init__(self) -> None:
         stand_in = self.model.source == "stand_in"

@@ -199,3 +199,10 @@ def run_on_model(model, cfg: DirectionsConfig, label: str
     strings = token_strings(model.tokenizer, model.cfg.d_vocab)
     out, tensors = run(model.W_E[: len(strings)], strings, cfg)
     return {"model_label": label, **out}, tensors
+
+
+def describe(out: dict[str, Any]) -> str:
+    ln = out["length"]
+    return (f"length R^2 held-out {ln['heldout_r2']:.3f} (shuffled max "
+            f"{ln['shuffled_r2_max']:.3f}); space acc {out['space']['heldout_acc']:.3f}; "
+            f"capital acc {out['capital']['heldout_acc']:.3f}")

@@ -168,11 +168,18 @@ def headline(emb: dict[str, Any], resid: dict[str, Any], remove_pcs: tuple[int, 
     }
 
 
-def run(model, rows: Int[Tensor, "rows seq"], cfg: Puzzle1Config, bins: int, label: str
-        ) -> dict[str, Any]:
+def run(model, rows: Int[Tensor, "rows seq"], cfg: Puzzle1Config, label: str) -> dict[str, Any]:
     """Puzzle 1 on one model: its embeddings, its residual stream, the headline numbers."""
+    bins = cfg.hist_bins
     emb = embedding_study(model.W_E, cfg, bins)
     resid = residual_study(model, rows, cfg, bins)
     return {"model_label": label, "n_layers": model.cfg.n_layers, "bins": bins,
             "remove_pcs": list(cfg.remove_pcs), "embedding": emb, "residual": resid,
             "headline": headline(emb, resid, cfg.remove_pcs)}
+
+
+def describe(out: dict[str, Any]) -> str:
+    h = out["headline"]
+    return (f"embedding mean cosine {h['embed_mean_cos']:.3f}, centred "
+            f"{h['embed_centred_mean_cos']:.3f}; residual raw mean over layers "
+            f"{h['resid_raw_mean_cos_mean']:.3f}")

@@ -205,3 +205,9 @@ def run_on_model(model, rows: Int[Tensor, "rows seq"], cfg: PositionalConfig, la
     groups = word_list(rows, tok, cfg)
     out, tensors = run(model, prefix, bos, groups, cfg)
     return {"model_label": label, "n_layers": model.cfg.n_layers, **out}, tensors
+
+
+def describe(out: dict[str, Any]) -> str:
+    return (f"layer {out['layer']}: accuracy {out['acc']:.3f} (baseline {out['baseline_acc']:.3f}); "
+            f"position-balanced {out['balanced_acc']:.3f} (baseline "
+            f"{out['balanced_baseline_acc']:.3f})")

@@ -40,7 +40,7 @@ rule emb_puzzle1:
         out_dir=lambda wildcards, output: str(Path(output[0]).parent),
         code_sha=code_hash("replications.embedding_studies.scripts.puzzle1"),
         **config_params("embedding_studies.model", "embedding_studies.text",
-                        "embedding_studies.puzzle1", "embedding_studies.figures"),
+                        "embedding_studies.puzzle1"),
     log:
         f"{EMB_LOG}/puzzle1.log",
     benchmark:
@@ -144,7 +144,7 @@ rule emb_figures:
         # The figures' provenance hashes the whole config: every section is declared.
         **config_params("embedding_studies.model", "embedding_studies.text",
                         "embedding_studies.puzzle1", "embedding_studies.directions",
-                        "embedding_studies.positional", "embedding_studies.figures"),
+                        "embedding_studies.positional"),
     log:
         f"{EMB_LOG}/figures.log",
     threads: 1

@@ -93,7 +93,7 @@ def test_scripts_on_a_tiny_gpt2_shaped_stand_in(tmp_path):
 
 def _mi_config(dataset: Path) -> str:
     sections = [f"embedding_studies.{s}" for s in
-                ("model", "text", "puzzle1", "directions", "positional", "figures")]
+                ("model", "text", "puzzle1", "directions", "positional")]
     small = {"text": {"dataset": str(dataset), "n_rows": 48, "row_len": 64},
              "puzzle1": {"resid_tokens": 256},
              "positional": {"n_train_prompts": 150, "n_val_prompts": 80, "layer": 1,

@@ -108,6 +108,6 @@ def test_configs_load_and_bad_values_are_one_line():
     assert C.load("paper").model.puzzle1 == "EleutherAI/gpt-neo-125M"
     assert C.load("paper").positional.layer == 3
     with pytest.raises(ConfigError, match="remove_pcs"):
-        C.Puzzle1Config(n_tokens=100, remove_pcs=(3, 1), resid_tokens=100, seed=0)
+        C.Puzzle1Config(n_tokens=100, remove_pcs=(3, 1), resid_tokens=100, hist_bins=20, seed=0)
     with pytest.raises(ConfigError, match="model.puzzle1"):
         C.ModelConfig(source="stand_in", puzzle1="gpt2", main="", device="auto")

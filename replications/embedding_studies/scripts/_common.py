@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from replications.embedding_studies.config import Config, load
 from shared.cli import load_and_setup, user_errors
@@ -49,3 +49,32 @@ def model_and_rows(stage: str, args: argparse.Namespace, cfg: Config, rows: bool
     label = "GPT-2-shaped stand-in" if stand_in else str(args.model)
     print(f"[{stage}] {args.model}: {describe_model(model)}", file=sys.stderr)
     return model, text, label
+
+
+def save_stage(stage: str, out_dir: Path, out: dict[str, Any], line: str,
+               tensors: dict[str, Any] | None = None) -> None:
+    """The stage's JSON (and tensors) in `out_dir`, and its one summary line on stderr."""
+    from shared.io import save_tensors, write_json
+
+    write_json(out_dir / f"{stage}.json", out)
+    if tensors is not None:
+        save_tensors(out_dir / f"{stage}.safetensors", tensors)
+    print(f"[{stage}] {line} -> {out_dir}", file=sys.stderr)
+
+
+# A stage: (model, text rows or None, configuration, model label) -> (JSON, tensors or None).
+Stage = Callable[[Any, Any, Config, str], tuple[dict[str, Any], dict[str, Any] | None]]
+
+
+def stage_main(stage: str, doc: str, argv: list[str] | None, compute: Stage,
+               describe: Callable[[dict[str, Any]], str], rows: bool = True) -> None:
+    """A stage script: parse --profile/--model[/--tokens]/--out-dir, load the model (and text
+    rows), run `compute` (its input errors are one `error:` line), save, one summary line."""
+    from shared.cli import parse_and_setup, script_parser
+
+    p = add_model_args(script_parser(doc.splitlines()[0]), tokens=rows)
+    args, cfg = parse_and_setup(p, argv, setup)
+    model, text, label = model_and_rows(stage, args, cfg, rows=rows)
+    with user_errors():
+        out, tensors = compute(model, text, cfg, label)
+    save_stage(stage, args.out_dir, out, describe(out), tensors)

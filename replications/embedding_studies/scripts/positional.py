@@ -10,25 +10,16 @@ rows give the word list) or a model name (paper: gpt2; words from NeelNanda/pile
 
 from __future__ import annotations
 
-import sys
-
 from replications.embedding_studies import positional
-from replications.embedding_studies.scripts._common import add_model_args, model_and_rows, setup
-from shared.cli import parse_and_setup, run, script_parser, user_errors
-from shared.io import save_tensors, write_json
+from replications.embedding_studies.scripts._common import stage_main
+from shared.cli import run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = add_model_args(script_parser(__doc__.splitlines()[0]))
-    args, cfg = parse_and_setup(p, argv, setup)
-    model, rows, label = model_and_rows("positional", args, cfg)
-    with user_errors():
-        out, tensors = positional.run_on_model(model, rows, cfg.positional, label)
-    write_json(args.out_dir / "positional.json", out)
-    save_tensors(args.out_dir / "positional.safetensors", tensors)
-    print(f"[positional] layer {out['layer']}: accuracy {out['acc']:.3f} (baseline "
-          f"{out['baseline_acc']:.3f}); position-balanced {out['balanced_acc']:.3f} (baseline "
-          f"{out['balanced_baseline_acc']:.3f}) -> {args.out_dir}", file=sys.stderr)
+    stage_main("positional", __doc__, argv,
+               lambda model, rows, cfg, label: positional.run_on_model(model, rows,
+                                                                       cfg.positional, label),
+               positional.describe)
 
 
 if __name__ == "__main__":
