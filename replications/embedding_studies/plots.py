@@ -29,6 +29,13 @@ def _variant_style(name: str, remove_pcs: list[int]) -> tuple[str, Any]:
     return f"centred, top {k} PC{'s' if k > 1 else ''} removed", shade
 
 
+def _ordered(variants: dict[str, Any]) -> list[str]:
+    """raw, centred, then the PC removals by k (the JSON stores keys sorted as text)."""
+    pcs = sorted((k for k in variants if k.startswith("pcs_removed_")),
+                 key=lambda k: int(k.rsplit("_", 1)[1]))
+    return [k for k in ("raw", "centred") if k in variants] + pcs
+
+
 def embedding_cosines(p1: dict[str, Any]) -> plt.Figure:
     """The post's histogram (raw), and the same after centring and after removing top PCs."""
     apply_style()
@@ -36,7 +43,8 @@ def embedding_cosines(p1: dict[str, Any]) -> plt.Figure:
     bins = p1["bins"]
     edges = np.linspace(-1, 1, bins + 1)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.6))
-    for name, v in emb["variants"].items():
+    for name in _ordered(emb["variants"]):
+        v = emb["variants"][name]
         label, colour = _variant_style(name, p1["remove_pcs"])
         hist = np.asarray(v["hist"], dtype=float)
         target = ax if name == "raw" else bx
@@ -65,9 +73,7 @@ def residual_cosines(p1: dict[str, Any]) -> plt.Figure:
     names = res["layer_names"]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for name in res["layers"][0]:
-        if name == "cos_with_mean":
-            continue
+    for name in _ordered({k: v for k, v in res["layers"][0].items() if k != "cos_with_mean"}):
         label, colour = _variant_style(name, p1["remove_pcs"])
         mean = [lay[name]["mean"] for lay in res["layers"]]
         q25 = [lay[name]["q25"] for lay in res["layers"]]
@@ -81,7 +87,7 @@ def residual_cosines(p1: dict[str, Any]) -> plt.Figure:
     ax.set_xlabel("residual stream (embed: before block 0; i: after block i)")
     ax.set_ylabel("pairwise cosine (mean, quartile band)")
     ax.set_ylim(-0.3, 1.02)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{p1['model_label']}: {res['n_positions']:,} residual positions of text")
     return fig
 
