@@ -111,3 +111,25 @@ def test_configs_load_and_bad_values_are_one_line():
         C.Puzzle1Config(n_tokens=100, remove_pcs=(3, 1), resid_tokens=100, hist_bins=20, seed=0)
     with pytest.raises(ConfigError, match="model.puzzle1"):
         C.ModelConfig(source="stand_in", puzzle1="gpt2", main="", device="auto")
+
+
+def test_reads_the_steering_stand_in_as_declared():
+    """The hand-off: steering's manifest provides the stand-in folder and tokens its zoo rules
+    build (smoke, default); in paper the posts' models come by name from this config."""
+    from replications.steering import config as steer_config
+    from shared import pipeline
+
+    for profile in ("smoke", "default", "paper"):
+        steer, emb = steer_config.load(profile), C.load(profile)
+        stand_in = steer.model.source == "stand_in"
+        assert (emb.model.source == "stand_in") == stand_in, profile
+        lm = pipeline.handoff(profile, "embedding_studies", "steering", "lm", stand_in)
+        tokens = pipeline.handoff(profile, "embedding_studies", "steering", "tokens", stand_in)
+        if stand_in:
+            assert lm.spec == f"results/{profile}/steering/lm"
+            assert lm.inputs == [f"{lm.spec}/model.safetensors", f"{lm.spec}/lm_config.json"]
+            assert tokens.inputs == [f"results/{profile}/steering/tokenizer/tokens.safetensors"]
+        else:
+            assert lm.inputs == [] and tokens.inputs == []
+            assert (emb.model.puzzle1, emb.model.main) == ("EleutherAI/gpt-neo-125M", "gpt2")
+    assert pipeline.manifest("embedding_studies").models == pipeline.manifest("steering").models
