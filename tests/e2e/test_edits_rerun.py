@@ -57,5 +57,6 @@ def test_a_code_edit_reruns_the_rules_whose_scripts_import_it(repo):
     shared = repo / "shared/merge_metrics.py"
     shared.write_text(shared.read_text() + "\n# an edit\n")
     planned = _planned(repo)
-    assert {f"{p}_metrics" for p in ("caesar", "grid", "toy", "mono", "ff", "local", "steer")} <= planned
+    prefixes = ("caesar", "grid", "toy", "mono", "ff", "local", "steer", "emb")
+    assert {f"{p}_metrics" for p in prefixes} <= planned
     assert not any(r.endswith(("_train", "_sae", "_lm")) for r in planned), planned
