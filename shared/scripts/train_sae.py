@@ -18,12 +18,11 @@ eval.json (ce_clean, ce_sae, loss recovered, L0, dense share): what
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from shared import sae_zoo
-from shared.cli import run, user_errors
+from shared.cli import log, run, user_errors
 from shared.lm import load_model
 from shared.runtime import seed_everything, set_threads
 from shared.scripts.common import add_config_args, resolve_config
@@ -53,11 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - t0
     sae_zoo.save(args.out_dir, cfg, got)
     m = got.metrics
-    print(f"[{args.writeup} sae] {cfg.run.source} in {seconds:.0f} s: L0 {m['l0']:.1f}, CE "
-          f"{m['ce_clean']:.3f} -> {m['ce_sae']:.3f} spliced (zero ablation "
-          f"{m['ce_zero_ablation']:.3f}, recovered {m['loss_recovered']:.3f}), "
-          f"dead {m['dead_fraction']:.3f}, dense {m['n_dense']:.0f} -> {args.out_dir}",
-          file=sys.stderr)
+    log(f"{cfg.run.source} in {seconds:.0f} s: L0 {m['l0']:.1f}, CE "
+        f"{m['ce_clean']:.3f} -> {m['ce_sae']:.3f} spliced (zero ablation "
+        f"{m['ce_zero_ablation']:.3f}, recovered {m['loss_recovered']:.3f}), "
+        f"dead {m['dead_fraction']:.3f}, dense {m['n_dense']:.0f} -> {args.out_dir}",)
 
 
 if __name__ == "__main__":

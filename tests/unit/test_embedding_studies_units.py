@@ -132,4 +132,6 @@ def test_reads_the_steering_stand_in_as_declared():
         else:
             assert lm.inputs == [] and tokens.inputs == []
             assert (emb.model.puzzle1, emb.model.main) == ("EleutherAI/gpt-neo-125M", "gpt2")
-    assert pipeline.manifest("embedding_studies").models == pipeline.manifest("steering").models
+    # The studies read steering's stand-in LM (not its zoo SAE).
+    assert pipeline.manifest("embedding_studies").models == ("gpt2-steering-stand-in",)
+    assert "gpt2-steering-stand-in" in pipeline.manifest("steering").models

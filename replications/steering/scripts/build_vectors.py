@@ -13,13 +13,11 @@ at least `analysis.profile_min_count` times.
 
 from __future__ import annotations
 
-import sys
-
 from replications.steering import experiments as E
 from replications.steering import features as F
 from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
-from shared.cli import add_paths, run, user_errors
+from shared.cli import add_paths, log, run, user_errors
 from shared.io import save_tensors, write_json
 from shared.sae_io import load_sae
 
@@ -60,13 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     save_tensors(args.out_dir / "vectors.safetensors", tensors)
     write_json(args.out_dir / "analysis.json", out)
     af = anger_info["anger_feature"]
-    print(f"[steer vectors] anger: {len(anger.conditions)} conditions; feature {af['feature']} "
-          f"(activation {af['activation']:.2f}, {100 * af['l1_share']:.0f}% of L1 on "
-          f"{anger_info['decomposed_token']!r}; top tokens "
-          f"{[t for t, _ in labels[str(af['feature'])]['top_tokens']]}); weddings: "
-          f"{len(weddings.conditions)} conditions, padding features "
-          f"{[d['feature'] for d in wed_info['padding_features']]} -> {args.out_dir}",
-          file=sys.stderr)
+    log(f"anger: {len(anger.conditions)} conditions; feature {af['feature']} "
+        f"(activation {af['activation']:.2f}, {100 * af['l1_share']:.0f}% of L1 on "
+        f"{anger_info['decomposed_token']!r}; top tokens "
+        f"{[t for t, _ in labels[str(af['feature'])]['top_tokens']]}); weddings: "
+        f"{len(weddings.conditions)} conditions, padding features "
+        f"{[d['feature'] for d in wed_info['padding_features']]} -> {args.out_dir}",)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ out, that a point of A weakly dominates) and `dominates` (the same, B over A).
 
 from __future__ import annotations
 
-import sys
-
 from replications.steering.evaluation import dominated_share, frontier_gap, pareto_front
 from replications.steering.experiments import UNSTEERED
 from replications.steering.scripts._common import parser, setup
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 from shared.io import read_json, write_json
 
 COMPARISONS = {
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out, out)
     gaps = {f"{n}.{k}": round(v["frontier_gap"], 3) for n in out for k, v in out[n].items()
             if isinstance(v, dict) and "frontier_gap" in v}
-    print(f"[steer frontiers] gaps {gaps} -> {args.out}", file=sys.stderr)
+    log(f"gaps {gaps} -> {args.out}")
 
 
 if __name__ == "__main__":

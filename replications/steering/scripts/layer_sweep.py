@@ -11,7 +11,6 @@ layer and zeros elsewhere). Writes P(successful rollout) per layer and the unste
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
@@ -21,7 +20,7 @@ from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate_multi, seed_uniforms
 from replications.steering.scripts._common import open_inputs, parser
-from shared.cli import add_paths, run, user_errors
+from shared.cli import add_paths, log, run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
 
@@ -59,10 +58,10 @@ def main(argv: list[str] | None = None) -> None:
                      "gain_at_steered_layer": p_group[1 + layers.index(cfg.model.layer)]
                      - p_group[0]}
     write_json(args.out, out)
-    print(f"[steer layer sweep] layers {list(layers)}: anger P {out['anger']['p_success']} "
-          f"(unsteered {out['anger']['unsteered']:.2f}), weddings P "
-          f"{out['weddings']['p_success']} (unsteered {out['weddings']['unsteered']:.2f}), "
-          f"{time.perf_counter() - t0:.1f} s -> {args.out}", file=sys.stderr)
+    log(f"layers {list(layers)}: anger P {out['anger']['p_success']} "
+        f"(unsteered {out['anger']['unsteered']:.2f}), weddings P "
+        f"{out['weddings']['p_success']} (unsteered {out['weddings']['unsteered']:.2f}), "
+        f"{time.perf_counter() - t0:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,9 @@ deterministic for the configured seed.
 
 from __future__ import annotations
 
-import sys
-
 from replications.steering.docs import generate_documents, write_documents
 from replications.steering.scripts._common import parser, setup
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     docs = generate_documents(cfg.docs)
     write_documents(docs, args.out)
     n_bytes = sum(len(d["text"].encode("utf-8")) for d in docs)
-    print(f"docs: {len(docs)} documents, {n_bytes} bytes -> {args.out}", file=sys.stderr)
+    log(f"{len(docs)} documents, {n_bytes} bytes -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from replications.steering import plots
 from replications.steering.scripts._common import parser, provenance, setup
 from shared import pipeline
-from shared.cli import add_paths, parse_and_setup, run
+from shared.cli import add_paths, log, parse_and_setup, run
 from shared.io import read_json
 
 FIGURES = pipeline.figures("steering")  # from the manifest, writeup.yaml
@@ -74,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         rollouts["weddings"]["prompt"], fc.wrap_chars, fc.completion_chars,
         out["wedding_completions"], prov, "Weddings: the first completions of each condition "
                                           "(seeds 0..; tick: wedding vocabulary found)")
-    print(f"[steer figures] {len(out)} figures -> {args.figure_dir}", file=sys.stderr)
+    log(f"{len(out)} figures -> {args.figure_dir}")
 
 
 if __name__ == "__main__":

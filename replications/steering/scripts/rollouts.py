@@ -11,7 +11,6 @@ vocabulary words, P(successful rollout) and the mean number of vocabulary words.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
@@ -21,7 +20,7 @@ from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate, seed_uniforms
 from replications.steering.scripts._common import load_vectors, open_inputs, parser
-from shared.cli import add_paths, run
+from shared.cli import add_paths, log, run
 from shared.io import write_json
 
 
@@ -63,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
                      "conditions": results}
     seconds = time.perf_counter() - t0
     write_json(args.out, out)
-    print(f"[steer rollouts] {total} completions of {s.new_tokens} tokens in {seconds:.1f} s "
-          f"({total / seconds:.1f} completions/s) -> {args.out}", file=sys.stderr)
+    log(f"{total} completions of {s.new_tokens} tokens in {seconds:.1f} s "
+        f"({total / seconds:.1f} completions/s) -> {args.out}")
 
 
 if __name__ == "__main__":

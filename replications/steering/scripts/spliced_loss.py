@@ -11,7 +11,6 @@ loss and its standard error over rows.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from replications.steering.evaluation import spliced_loss
@@ -20,7 +19,7 @@ from replications.steering.scripts._common import (
     open_inputs,
     parser,
 )
-from shared.cli import add_paths, run
+from shared.cli import add_paths, log, run
 from shared.io import write_json
 
 
@@ -38,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
                      "conditions": [{**c, "loss": float(m), "loss_sem": float(e)} for c, m, e
                                     in zip(analysis[name]["conditions"], mean, sem)]}
     write_json(args.out, out)
-    print(f"[steer loss] clean {out['anger']['conditions'][0]['loss']:.3f} on "
-          f"{rows.loss.shape[0]} x {rows.loss.shape[1]} tokens, "
-          f"{time.perf_counter() - t0:.1f} s -> {args.out}", file=sys.stderr)
+    log(f"clean {out['anger']['conditions'][0]['loss']:.3f} on "
+        f"{rows.loss.shape[0]} x {rows.loss.shape[1]} tokens, "
+        f"{time.perf_counter() - t0:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":
