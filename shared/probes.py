@@ -10,8 +10,8 @@ studies' word-index and token-feature probes):
 - the splits of one feature set are fitted as one batched problem: the objective is a sum of
   independent convex problems, so its minimiser is every split's own minimiser.
 
-Moved here unchanged from `replications/fact_finding/probes.py` (which re-exports it), so fact
-finding's results are unchanged. Two other probes stay where they are on purpose: the grid
+Moved here unchanged from fact finding (which now imports it from here), so fact finding's
+results are unchanged. Two other probes stay where they are on purpose: the grid
 challenge's (float64, penalty l2 * ||W||^2, other tolerances) and fact finding's toy
 memorisation probe (scikit-learn); moving them onto this one would change those write-ups'
 pinned results.

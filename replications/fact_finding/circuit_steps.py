@@ -15,7 +15,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from replications.fact_finding import probes
 from replications.fact_finding.circuit import (
     COMPONENTS,
     PATH_METRICS,
@@ -31,6 +30,7 @@ from replications.fact_finding.circuit import (
     slot_positions,
 )
 from replications.fact_finding.facts import FactPrompts
+from shared import probes
 
 # ---------------------------------------------------------------------------------------------
 # 1. Activation patching.

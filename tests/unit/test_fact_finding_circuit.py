@@ -12,8 +12,8 @@ from replications.fact_finding import circuit as C
 from replications.fact_finding import circuit_results as CR
 from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
-from replications.fact_finding import probes
 from replications.fact_finding.facts import FactPrompts
+from shared import probes
 from shared.config import ConfigError
 from shared.figures import Provenance
 
