@@ -11,6 +11,7 @@ from typing import Callable
 
 import pytest
 import torch
+import yaml
 
 import shared  # noqa: F401  (pins the kernels before torch's first op, as in every DAG job)
 
@@ -30,6 +31,21 @@ def one_thread():  # noqa: ANN201
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def claims_file(tmp_path: Path) -> Callable[..., Path]:
+    """Writes a demo write-up's claims file from short claim dicts (each needs id, metric, check
+    and profiles; statement, source and published get placeholders) and returns its path."""
+
+    def write(claims: list[dict], name: str = "claims.yaml") -> Path:
+        full = [{"statement": c["id"], "source": "test", "published": "-", **c} for c in claims]
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({"writeup": "demo", "title": "Demo write-up",
+                                        "claims": full}, sort_keys=False))
+        return path
+
+    return write
 
 
 def crash_at_step(monkeypatch: pytest.MonkeyPatch, trainer: type, step: int) -> Callable[[], None]:

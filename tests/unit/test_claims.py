@@ -17,38 +17,23 @@ from shared.scorecard import plot_scorecard
 
 pytestmark = pytest.mark.unit
 
-CLAIMS = """
-writeup: demo
-title: Demo write-up
-claims:
-  - id: recovered
-    statement: loss recovered
-    source: section 1
-    published: "92%"
-    metric: sae.loss_recovered
-    check: {op: approx, value: 0.92, tol: 0.05}
-    profiles: [paper]
-  - id: cliff
-    statement: a cliff at the true width
-    source: section 2
-    published: clear cliff
-    metric: sae.cliff
-    check: {op: at_least, value: 0.2}
-    profiles: [default, paper]
-  - id: absent
-    statement: not computed
-    source: section 3
-    published: "1"
-    metric: nope.value
-    check: {op: between, value: 0, high: 2}
-    profiles: [default]
-"""
+CLAIMS = [
+    dict(id="recovered", published="92%", metric="sae.loss_recovered",
+         check=dict(op="approx", value=0.92, tol=0.05), profiles=["paper"]),
+    dict(id="cliff", statement="a cliff at the true width", published="clear cliff",
+         metric="sae.cliff", check=dict(op="at_least", value=0.2), profiles=["default", "paper"]),
+    dict(id="absent", metric="nope.value", check=dict(op="between", value=0, high=2),
+         profiles=["default"]),
+]
 
 
-def test_statuses(tmp_path):
-    path = tmp_path / "claims.yaml"
-    path.write_text(CLAIMS)
-    claims = load_claims(path)
+def _with(claim_id: str, **changes) -> list[dict]:
+    """CLAIMS with one claim's fields changed."""
+    return [{**c, **changes} if c["id"] == claim_id else c for c in CLAIMS]
+
+
+def test_statuses(claims_file):
+    claims = load_claims(claims_file(CLAIMS))
     metrics = {"sae": {"loss_recovered": 0.8, "cliff": 0.5}}
     rows = {r.claim.id: r for r in evaluate(claims, metrics, "default")}
     assert rows["recovered"].status == "n/a" and rows["recovered"].reproduced == 0.8
@@ -68,21 +53,17 @@ def test_lookup():
     assert lookup({"a": 1}, "a.b") is None
 
 
-def test_bad_claims(tmp_path):
-    path = tmp_path / "claims.yaml"
-    path.write_text(CLAIMS.replace("profiles: [paper]", "profiles: [papr]"))
+def test_bad_claims(claims_file):
     with pytest.raises(ConfigError, match="unknown profile 'papr'"):
-        load_claims(path)
-    path.write_text(CLAIMS.replace("op: approx", "op: roughly"))
+        load_claims(claims_file(_with("recovered", profiles=["papr"])))
     with pytest.raises(ConfigError, match="'roughly' is not one of"):
-        load_claims(path)
-    path.write_text(CLAIMS.replace("id: cliff", "id: recovered"))
+        load_claims(claims_file(_with("recovered", check=dict(op="roughly", value=0.9))))
     with pytest.raises(ConfigError, match="duplicate claim id 'recovered'"):
-        load_claims(path)
+        load_claims(claims_file(_with("cliff", id="recovered")))
 
 
-def test_scorecard_cli(tmp_path):
-    (tmp_path / "claims.yaml").write_text(CLAIMS)
+def test_scorecard_cli(tmp_path, claims_file):
+    claims_file(CLAIMS)
     (tmp_path / "m.json").write_text('{"sae": {"loss_recovered": 0.9, "cliff": 0.1}}')
     scorecard_main([
         "--profile", "paper", "--writeup", "demo", str(tmp_path / "claims.yaml"),
@@ -116,65 +97,61 @@ def test_margin_at_the_exact_edge_passes():
         assert check.margin(x) == 0.0 and check.passes(x)
 
 
-CONTRA = CLAIMS + """\
-  - id: mean_ablation
-    statement: mean ablation is a better baseline than zero ablation
-    source: section 4
-    published: mean > zero
-    metric: sae.mean_minus_zero
-    check: {op: at_least, value: 0.0}
-    contradiction: {reason: mean ablation worse than zero ablation, op: at_most, value: -0.05}
-    profiles: [default]
-"""
+CONTRA_REASON = "mean ablation worse than zero ablation"
+MEAN_ABLATION = dict(
+    id="mean_ablation", metric="sae.mean_minus_zero", check=dict(op="at_least", value=0.0),
+    contradiction=dict(reason=CONTRA_REASON, op="at_most", value=-0.05), profiles=["default"])
+CONTRA = [*CLAIMS, MEAN_ABLATION]
 
 
-def _contra(tmp_path, value, profile="default"):
-    path = tmp_path / "claims.yaml"
-    path.write_text(CONTRA)
+def _contradiction(**changes) -> list[dict]:
+    """CONTRA with the mean-ablation claim's contradiction changed (a None value drops a key)."""
+    new = {k: v for k, v in {**MEAN_ABLATION["contradiction"], **changes}.items() if v is not None}
+    return [*CLAIMS, {**MEAN_ABLATION, "contradiction": new}]
+
+
+def _contra(claims_file, value, profile="default"):
+    path = claims_file(CONTRA)
     metrics = {"sae": {"cliff": 0.5}} if value is None else {"sae": {"mean_minus_zero": value}}
     return {r.claim.id: r for r in evaluate(load_claims(path), metrics, profile)}
 
 
-def test_contradiction_status(tmp_path):
-    assert _contra(tmp_path, 0.1)["mean_ablation"].status == "pass"
+def test_contradiction_status(claims_file):
+    assert _contra(claims_file, 0.1)["mean_ablation"].status == "pass"
     # Fails the claim but not by enough to be the opposite result.
-    assert _contra(tmp_path, -0.01)["mean_ablation"].status == "fail"
-    rows = _contra(tmp_path, -0.2)
+    assert _contra(claims_file, -0.01)["mean_ablation"].status == "fail"
+    rows = _contra(claims_file, -0.2)
     row = rows["mean_ablation"]
     assert row.status == "contradicts" and row.margin == pytest.approx(-0.2)
-    assert _contra(tmp_path, -0.2, "paper")["mean_ablation"].status == "n/a"
-    assert _contra(tmp_path, None)["mean_ablation"].status == "missing"
+    assert _contra(claims_file, -0.2, "paper")["mean_ablation"].status == "n/a"
+    assert _contra(claims_file, None)["mean_ablation"].status == "missing"
     md = scorecard_markdown(list(rows.values()), "default", "prov")
-    assert "| contradicts: mean ablation worse than zero ablation |" in md
+    assert f"| contradicts: {CONTRA_REASON} |" in md
     assert "0 pass, 0 fail, 1 contradict the write-up, 2 missing, 1 not applicable" in md
     js = scorecard_json(list(rows.values()), "default")["demo"]
     assert js["contradicts"] == 1 and js["pass"] == 0
-    assert js["claims"]["mean_ablation"]["reason"] == "mean ablation worse than zero ablation"
+    assert js["claims"]["mean_ablation"]["reason"] == CONTRA_REASON
     assert js["claims"]["mean_ablation"]["margin"] == pytest.approx(-0.2)
 
 
-def test_seed_variants_score_as_their_base_profile(tmp_path):
-    rows = _contra(tmp_path, 0.1, "default-seed2")
+def test_seed_variants_score_as_their_base_profile(claims_file):
+    rows = _contra(claims_file, 0.1, "default-seed2")
     assert rows["mean_ablation"].status == "pass"
     assert rows["absent"].status == "missing" and rows["recovered"].status == "n/a"
 
 
-def test_bad_contradictions(tmp_path):
-    path = tmp_path / "claims.yaml"
-    path.write_text(CONTRA.replace("reason: mean ablation worse than zero ablation, ", ""))
+def test_bad_contradictions(claims_file):
     with pytest.raises(ConfigError, match=r"contradiction: missing key 'reason'") as err:
-        load_claims(path)
+        load_claims(claims_file(_contradiction(reason=None)))
     assert "\n" not in str(err.value)
-    path.write_text(CONTRA.replace("op: at_most, value: -0.05", "op: below"))
     with pytest.raises(ConfigError, match=r"contradiction.op: 'below' is not one of"):
-        load_claims(path)
-    path.write_text(CONTRA.replace("value: -0.05}", "value: -0.05, tol: -1}"))
+        load_claims(claims_file(_contradiction(op="below", value=None)))
     with pytest.raises(ConfigError, match="tol must be non-negative"):
-        load_claims(path)
+        load_claims(claims_file(_contradiction(tol=-1)))
 
 
-def test_scorecard_figure_with_every_status(tmp_path):
-    rows = list(_contra(tmp_path, -0.2).values()) + list(_contra(tmp_path, 0.1).values())
+def test_scorecard_figure_with_every_status(claims_file):
+    rows = list(_contra(claims_file, -0.2).values()) + list(_contra(claims_file, 0.1).values())
     fig = plot_scorecard(rows, "default")
     ax = fig.axes[0]
     assert "1 contradict" in ax.get_title(loc="left")

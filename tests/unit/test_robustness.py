@@ -11,40 +11,14 @@ from shared.pipeline import run_config
 
 pytestmark = pytest.mark.unit
 
-CLAIMS = """
-writeup: demo
-title: Demo write-up
-claims:
-  - id: steady
-    statement: holds on every seed
-    source: s1
-    published: "1"
-    metric: a
-    check: {op: at_least, value: 0.5}
-    profiles: [smoke]
-  - id: flaky
-    statement: holds on one seed
-    source: s2
-    published: "2"
-    metric: b
-    check: {op: approx, value: 2.0, tol: 0.1}
-    contradiction: {reason: far below, op: at_most, value: 1.0}
-    profiles: [smoke]
-  - id: elsewhere
-    statement: paper only
-    source: s3
-    published: "3"
-    metric: a
-    check: {op: at_most, value: 0.0}
-    profiles: [paper]
-  - id: gone
-    statement: never computed on seed 1
-    source: s4
-    published: "4"
-    metric: c
-    check: {op: between, value: 0, high: 1}
-    profiles: [smoke]
-"""
+CLAIMS = [
+    dict(id="steady", statement="holds on every seed", metric="a",
+         check=dict(op="at_least", value=0.5), profiles=["smoke"]),
+    dict(id="flaky", metric="b", check=dict(op="approx", value=2.0, tol=0.1),
+         contradiction=dict(reason="far below", op="at_most", value=1.0), profiles=["smoke"]),
+    dict(id="elsewhere", metric="a", check=dict(op="at_most", value=0.0), profiles=["paper"]),
+    dict(id="gone", metric="c", check=dict(op="between", value=0, high=1), profiles=["smoke"]),
+]
 SEEDS = ["smoke", "smoke-seed1", "smoke-seed2"]
 METRICS = [{"a": 1.0, "b": 2.05, "c": 0.5}, {"a": 0.7, "b": 0.5}, {"a": 0.5, "b": 2.5, "c": 1.0}]
 MACHINE = {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.x", "torch_threads": 1, "cuda": None,
@@ -52,9 +26,8 @@ MACHINE = {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.x", "torch_threads": 1
 
 
 @pytest.fixture
-def table(tmp_path):
-    (tmp_path / "claims.yaml").write_text(CLAIMS)
-    return robustness.build_table({"demo": (load_claims(tmp_path / "claims.yaml"), METRICS)},
+def table(claims_file):
+    return robustness.build_table({"demo": (load_claims(claims_file(CLAIMS)), METRICS)},
                                   SEEDS)
 
 
@@ -92,8 +65,8 @@ def test_written_files(table, tmp_path):
     assert "| **gone**:" in one
 
 
-def test_cli_checks_its_arguments(tmp_path, capsys):
-    (tmp_path / "claims.yaml").write_text(CLAIMS)
+def test_cli_checks_its_arguments(tmp_path, capsys, claims_file):
+    claims_file(CLAIMS)
     for i, m in enumerate(METRICS):
         (tmp_path / f"m{i}.json").write_text(json.dumps(m))
     base = ["--profile", "smoke", "--seeds", *SEEDS, "--out", str(tmp_path / "out")]
