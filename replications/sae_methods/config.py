@@ -37,14 +37,15 @@ class DataConfig:
     pool_tokens: int  # pool: activations harvested once per site
     buffer_activations: int  # buffer: activations held
     rows_per_batch: int  # prompts per harvesting forward pass
+    reserved_rows: int  # buffer: rows held back for Anthropic resampling's draws
     eval_rows: int  # held-out rows of loss recovered
     train_rows: int  # 0: all of the stand-in's training rows
     drop_bos: bool
     seed: int
 
     def __post_init__(self) -> None:
-        check_at_least(self, "data", seq_len=4, pool_tokens=2,
-                       buffer_activations=2, rows_per_batch=1, eval_rows=1, train_rows=0, seed=0)
+        check_at_least(self, "data", seq_len=4, pool_tokens=2, buffer_activations=2,
+                       rows_per_batch=1, reserved_rows=0, eval_rows=1, train_rows=0, seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +145,12 @@ class Config:
                   "and set otherwise")
             for m in s.methods:
                 check(m in self.methods, f"sites.{s.name}: unknown method {m!r}")
-                self.sae_config(s, m)  # every combination must validate
+                sae = self.sae_config(s, m)  # every combination must validate
+                # The buffer serves Anthropic resampling's draws from its reserved rows.
+                check(self.data.source == "pool" or sae.resample != "anthropic"
+                      or self.data.reserved_rows > 0,
+                      f"methods.{m}: Anthropic resampling with data.source buffer needs "
+                      "data.reserved_rows > 0")
         c = self.comparisons
         for site in (*c.ghost_sites, c.k_site, c.improvements_site, self.ito.site):
             check(site in names, f"comparisons/ito: unknown site {site!r}")

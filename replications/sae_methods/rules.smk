@@ -27,10 +27,6 @@ SAEM_TOKENS_ARG = lambda wildcards, input: f"--tokens {input.tokens}" if input.t
 SAEM_SWEEP_FILES = ["sweep.json", "norms.safetensors"]
 
 
-def saem_sweep_dir(site):
-    return f"{SAEM_R}/sweep/{site}"
-
-
 rule saem_sweep:
     """Every method of one site, each an SAE per L1 coefficient trained as one batched SAE;
     loss recovered and L0 on held-out rows; the SAEs in SAELens format."""
@@ -48,6 +44,9 @@ rule saem_sweep:
                                         else SAEM_SITE_MODEL[wildcards.site]),
         tokens=SAEM_TOKENS_ARG,
         out_dir=lambda wildcards, output: str(Path(output.sweep).parent),
+        checkpoint_dir=SAEM_CKPT,
+        # Wall time per step: beside the log, not a result (results are byte-stable).
+        timing=lambda wildcards: f"{SAEM_LOG}/sweep_{wildcards.site}.timing.json",
         code_sha=code_hash("replications.sae_methods.scripts.sweep"),
         **config_params("sae_methods.model", "sae_methods.data", "sae_methods.sae",
                         "sae_methods.methods", "sae_methods.sites"),
@@ -65,8 +64,8 @@ rule saem_sweep:
         "MI_CONFIG={params.mi_config:q} "
         "python -m replications.sae_methods.scripts.sweep --profile {params.profile} "
         "--site {wildcards.site} --model {params.model} {params.tokens} "
-        "--out-dir {params.out_dir} --checkpoint-dir {SAEM_CKPT} "
-        "--timing {SAEM_LOG}/sweep_{wildcards.site}.timing.json --threads {threads} 2>&1 | tee {log}"
+        "--out-dir {params.out_dir} --checkpoint-dir {params.checkpoint_dir} "
+        "--timing {params.timing} --threads {threads} 2>&1 | tee {log}"
 
 
 rule saem_ito:

@@ -113,7 +113,8 @@ def _sampler(model: Any, rows: Rows, cfg: Config, site: SiteConfig, sae_cfg: SAE
         return ActivationPool(pool, sae_cfg.batch_size, cfg.data.seed).sample, None
     buf = ActivationBuffer(model, rows.train, BufferConfig(
         hook_name=site.hook, n_activations=cfg.data.buffer_activations,
-        batch_size=sae_cfg.batch_size, rows_per_batch=cfg.data.rows_per_batch, reserved_rows=0,
+        batch_size=sae_cfg.batch_size, rows_per_batch=cfg.data.rows_per_batch,
+        reserved_rows=cfg.data.reserved_rows,
         drop_bos=cfg.data.drop_bos, seed=cfg.data.seed))
     return buf.sample, buf
 

@@ -184,7 +184,7 @@ def test_paper_profile_path_offline(tmp_path):
                    outputs=(*gelu, "blocks.0.hook_mlp_out"), extra=[pyth])
     names = [s["name"] for s in sites]
     paper = {**SMALL, "data": {**SMALL["data"], "source": "buffer", "buffer_activations": 256,
-                               "train_rows": 60, "eval_rows": 8},
+                               "train_rows": 60, "eval_rows": 8, "reserved_rows": 8},
              "sites": sites, "model": {"source": "pretrained", "device": "cpu"},
              "comparisons": {"ghost_sites": names, "k_site": names[1],
                              "improvements_site": names[0]},

@@ -48,6 +48,8 @@ def test_bad_methods_and_sites_are_config_errors():
     with pytest.raises(ConfigError, match="unknown method"):
         dataclasses.replace(cfg, sites=(dataclasses.replace(cfg.sites[0], methods=("nope",)),
                                         cfg.sites[1]))
+    with pytest.raises(ConfigError, match="reserved_rows"):
+        dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source="buffer"))
     with pytest.raises(ConfigError, match="model and dataset"):
         dataclasses.replace(cfg, sites=(dataclasses.replace(cfg.sites[0], model="gelu-1l"),
                                         cfg.sites[1]))
