@@ -193,9 +193,28 @@ def test_manifest_errors_are_one_line(tmp_path):
         pipeline.handoff("smoke", "steering", "fact_finding", "lm", True)
 
 
+# What the model zoo builds for a stand-in (zoo_model in shared/common.smk), per artifact kind.
+ZOO_FILES = {"lm": ["lm/model.safetensors", "lm/lm_config.json"],
+             "tokens": ["tokenizer/tokens.safetensors"]}
+HANDOFFS = [(reader, use) for reader, m in pipeline.manifests().items() for use in m.uses]
+
+
+@pytest.mark.parametrize("reader, use", HANDOFFS,
+                         ids=[f"{r}<-{u.writeup}.{u.artifact}" for r, u in HANDOFFS])
+def test_every_handoff_is_its_owners_zoo_files(reader, use):
+    """A declared hand-off gives the owner's zoo files where stand-ins are trained and a name
+    (no files) in paper; the reader lists only stand-ins its owner trains."""
+    for profile in ("smoke", "default"):
+        got = pipeline.handoff(profile, reader, use.writeup, use.artifact, stand_in=True)
+        assert got.inputs == [f"results/{profile}/{use.writeup}/{f}"
+                              for f in ZOO_FILES[use.artifact]]
+    assert pipeline.handoff("paper", reader, use.writeup, use.artifact, False).inputs == []
+    assert set(pipeline.manifest(reader).models) <= set(pipeline.manifest(use.writeup).models)
+
+
 def test_local_processing_reads_the_fact_finding_model_as_declared():
-    """The hand-off: the artifacts fact finding's manifest provides are what its rules build
-    and what its config studies, in every profile."""
+    """Local processing studies fact finding's model: its stand-in where fact finding trains one,
+    the same published name in paper."""
     from replications.fact_finding import config as ff_config
     from replications.local_processing import config as local_config
 
@@ -203,13 +222,8 @@ def test_local_processing_reads_the_fact_finding_model_as_declared():
         ff, local = ff_config.load(profile), local_config.load(profile)
         stand_in = ff.model.source == "stand_in"
         assert (local.data.source == "stand_in") == stand_in, profile
-        lm = pipeline.handoff(profile, "local_processing", "fact_finding", "lm", stand_in)
-        tokens = pipeline.handoff(profile, "local_processing", "fact_finding", "tokens", stand_in)
-        if stand_in:
-            assert lm.spec == f"results/{profile}/fact_finding/lm"
-            assert lm.inputs == [f"{lm.spec}/model.safetensors", f"{lm.spec}/lm_config.json"]
-            assert tokens.inputs == [f"results/{profile}/fact_finding/tokenizer/tokens.safetensors"]
-        else:
-            assert lm == pipeline.Handoff([], ff.model.name) and tokens.inputs == []
+        if not stand_in:
+            lm = pipeline.handoff(profile, "local_processing", "fact_finding", "lm", stand_in)
+            assert lm.spec == ff.model.name
     # The stand-in it reads is the one fact finding's manifest names.
     assert pipeline.manifest("local_processing").models == pipeline.manifest("fact_finding").models
