@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -101,6 +102,33 @@ def hf_cache_repo(hub: Path, repo_id: str, missing: tuple[str, ...] = ()) -> Pat
         (base / ".no_exist" / commit).mkdir(parents=True, exist_ok=True)
         (base / ".no_exist" / commit / name).touch()
     return snap
+
+
+def gelu_1l_in_hub(hub: Path, d_vocab: int, d_mlp: int, seq_len: int, texts: list[str]):  # noqa: ANN201
+    """A tiny gelu-1l (Neel Nanda's GELU_1L512W_C4_Code layout: config.json + weights) and its
+    digit-splitting tokenizer, both in the cache at `hub`; returns (model, HF tokenizer)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from shared import lm
+    from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
+
+    tl = HookedTransformer(HookedTransformerConfig(
+        n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
+        d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
+    snap = hf_cache_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
+    (snap / "config.json").write_text(json.dumps({
+        "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
+        "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
+        "normalization": "LN", "shortformer_pos": False, "ln_eps": 1e-5,
+        "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits",
+    }))
+    torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
+    tok = hf_tokenizer(train_tokenizer(texts, TokenizerConfig(
+        vocab_size=d_vocab, min_frequency=1, split_digits=True, train_bytes=10**6,
+        seq_len=seq_len)))
+    tok.save_pretrained(str(hf_cache_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits",
+                                          ("config.json",))))
+    return tl, tok
 
 
 def config_copy(config_dir: Path, dest: Path, **profiles: dict) -> Path:

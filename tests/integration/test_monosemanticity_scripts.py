@@ -25,7 +25,7 @@ from replications.monosemanticity import runs
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
 from shared.sae import SAETrainer
-from tests.conftest import config_copy, crash_at_step, hf_cache_repo, offline_hf_env
+from tests.conftest import config_copy, crash_at_step, gelu_1l_in_hub, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
 
@@ -206,30 +206,11 @@ def test_paper_rows_are_cut_with_bos_and_shuffled(tmp_path):
 def test_paper_profile_path_offline(tmp_path):
     """paper_data -> lm_reference -> train_sae for a tiny 'paper' profile, gelu-1l by name."""
     import datasets
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
 
     torch.manual_seed(0)
     d_vocab, d_mlp, seq_len = 300, 64, 16
-    tl = HookedTransformer(HookedTransformerConfig(
-        n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
-        d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
-    hub = tmp_path / "hub"
-    snap = hf_cache_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
-    (snap / "config.json").write_text(json.dumps({
-        "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
-        "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
-        "normalization": "LN", "shortformer_pos": False, "ln_eps": 1e-5,
-        "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits",
-    }))
-    torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
     texts = [f"the bride said {i} words in anger to the groom" for i in range(200)]
-    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=d_vocab, min_frequency=1,
-                                                 split_digits=True, train_bytes=10**6,
-                                                 seq_len=seq_len))
-    tok_snap = hf_cache_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
-    hf_tokenizer(tok).save_pretrained(str(tok_snap))
+    _, tok = gelu_1l_in_hub(tmp_path / "hub", d_vocab, d_mlp, seq_len, texts)
     # A data set of 4 x seq_len-token rows, like c4-code-tokenized-2b's 1024 = 8 x 128.
     gen = torch.Generator().manual_seed(1)
     ds_rows = torch.randint(3, d_vocab, (120, 4 * seq_len), generator=gen)
@@ -270,7 +251,7 @@ def test_paper_profile_path_offline(tmp_path):
                          env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
     rows = load_tensors(out / "tokens.safetensors")
-    bos = hf_tokenizer(tok).bos_token_id
+    bos = tok.bos_token_id
     assert rows["val"].shape == (64, seq_len) and rows["train"].shape == (120 * 4 - 64, seq_len)
     assert (rows["train"][:, 0] == bos).all() and int(rows["bos_id"]) == bos
     ref = read_json(out / "reference.json")

@@ -15,7 +15,13 @@ import torch
 from replications.sae_methods import config as saem_config
 from shared import lm
 from shared.io import read_json, save_tensors
-from tests.conftest import assert_figures_written, config_copy, hf_cache_repo, offline_hf_env
+from tests.conftest import (
+    assert_figures_written,
+    config_copy,
+    gelu_1l_in_hub,
+    hf_cache_repo,
+    offline_hf_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -137,31 +143,13 @@ def test_scripts_on_a_tiny_stand_in(tmp_path):
 def test_paper_profile_path_offline(tmp_path):
     """gelu-1l (both MLP sites) and a Pythia-shaped model (its layer-1 MLP output) by name."""
     import datasets
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    from shared.tokenizer import TokenizerConfig, hf_tokenizer, train_tokenizer
 
     torch.manual_seed(0)
     d_vocab, d_mlp, seq_len = 300, 64, 16
-    tl = HookedTransformer(HookedTransformerConfig(
-        n_layers=1, d_model=16, d_mlp=d_mlp, n_heads=2, d_head=8, n_ctx=seq_len,
-        d_vocab=d_vocab, act_fn="gelu", normalization_type="LN", seed=0)).eval()
     hub = tmp_path / "hub"
-    snap = hf_cache_repo(hub, "NeelNanda/GELU_1L512W_C4_Code")
-    (snap / "config.json").write_text(json.dumps({
-        "n_layers": 1, "d_model": 16, "d_mlp": d_mlp, "d_head": 8, "n_heads": 2,
-        "n_ctx": seq_len, "d_vocab": d_vocab, "act_fn": "gelu", "attn_only": False,
-        "normalization": "LN", "shortformer_pos": False, "ln_eps": 1e-5,
-        "tokenizer_name": "NeelNanda/gpt-neox-tokenizer-digits",
-    }))
-    torch.save(tl.state_dict(), snap / lm.NEEL_WEIGHTS_FILE)
     texts = [f"the bride said {i} words in anger to the groom" for i in range(200)]
-    tok = hf_tokenizer(train_tokenizer(texts, TokenizerConfig(
-        vocab_size=d_vocab, min_frequency=1, split_digits=True, train_bytes=10**6,
-        seq_len=seq_len)))
-    tok_snap = hf_cache_repo(hub, "NeelNanda/gpt-neox-tokenizer-digits", ("config.json",))
-    tok.save_pretrained(str(tok_snap))
+    _, tok = gelu_1l_in_hub(hub, d_vocab, d_mlp, seq_len, texts)
     hf = GPTNeoXForCausalLM(GPTNeoXConfig(
         hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128,
         rotary_pct=0.25, use_parallel_residual=True, vocab_size=len(tok),
