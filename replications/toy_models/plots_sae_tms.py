@@ -12,8 +12,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from replications.toy_models.sae_tms import best_seed_mean_mmcs
-from replications.toy_models.sae_tms_metrics import cliff_fit, fitted_curves
+from replications.toy_models.sae_tms_metrics import best_seed_mean_mmcs, cliff_fit, fitted_curves
 from shared.figures import PALETTE
 
 MODE_LABELS = {"none": "no resampling", "reinit": "resampling (re-init)",

@@ -25,6 +25,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from replications.toy_models.sae_tms_metrics import random_dictionary_mmcs
 from replications.toy_models.tms import (
     feature_norms,
     generate_batch,
@@ -199,22 +200,6 @@ def represented_directions(
     return dirs, keep
 
 
-@torch.no_grad()
-def random_dictionary_mmcs(
-    true_dirs: Float[Tensor, "n_rep hid"], width: int, n_draws: int, seed: int,
-) -> tuple[float, float]:
-    """Chance MMCS: mean and sd over `n_draws` dictionaries of `width` isotropic random unit rows.
-
-    In H dimensions a random row's cosine with a fixed direction is about 1/sqrt(H), but the best
-    of `width` rows is much higher; an SAE's MMCS means something only above this."""
-    gen = torch.Generator().manual_seed(seed)
-    rows = torch.randn(n_draws, width, true_dirs.shape[1], generator=gen)
-    rows = rows / rows.norm(dim=-1, keepdim=True)
-    cos = einops.einsum(rows, true_dirs, "draw width hid, rep hid -> draw rep width")
-    scores = cos.amax(-1).mean(-1)  # [draw]
-    return float(scores.mean()), float(scores.std())
-
-
 # ---------------------------------------------------------------------------------------------
 # SAE training and evaluation.
 
@@ -382,12 +367,3 @@ def run_resampling_study(
              "l1_coeffs": list(cfg.resampling_l1_coeffs), "n_seeds": cfg.resampling_n_seeds,
              "per_ratio": per_ratio}
     return study, weights
-
-
-def best_seed_mean_mmcs(entry: dict[str, Any], mode: str) -> tuple[float, float, int]:
-    """Best over L1 of the seed-mean MMCS; returns (mean, std over seeds, that L1's index)."""
-    scores = torch.tensor(entry[f"mmcs_{mode}"])  # [l1, seed]
-    means = scores.mean(-1)
-    k = int(means.argmax())
-    std = float(scores[k].std()) if scores.shape[1] > 1 else 0.0
-    return float(means[k]), std, k

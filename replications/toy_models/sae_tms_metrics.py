@@ -19,16 +19,41 @@ from __future__ import annotations
 import statistics
 from typing import Any, Sequence
 
+import einops
 import numpy as np
 import torch
+from jaxtyping import Float
 from torch import Tensor
-
-from replications.toy_models.sae_tms import best_seed_mean_mmcs
 
 RECOVERED = 0.99  # an SAE 'recovers' the features when its MMCS exceeds this
 # Time constants (in width multiples) the smooth alternative is fitted over: from saturating
 # within a twentieth of F to barely bending over the whole sweep.
 SMOOTH_TAUS = np.geomspace(0.02, 20.0, 400)
+
+
+@torch.no_grad()
+def random_dictionary_mmcs(
+    true_dirs: Float[Tensor, "n_rep hid"], width: int, n_draws: int, seed: int,
+) -> tuple[float, float]:
+    """Chance MMCS: mean and sd over `n_draws` dictionaries of `width` isotropic random unit rows.
+
+    In H dimensions a random row's cosine with a fixed direction is about 1/sqrt(H), but the best
+    of `width` rows is much higher; an SAE's MMCS means something only above this."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randn(n_draws, width, true_dirs.shape[1], generator=gen)
+    rows = rows / rows.norm(dim=-1, keepdim=True)
+    cos = einops.einsum(rows, true_dirs, "draw width hid, rep hid -> draw rep width")
+    scores = cos.amax(-1).mean(-1)  # [draw]
+    return float(scores.mean()), float(scores.std())
+
+
+def best_seed_mean_mmcs(entry: dict[str, Any], mode: str) -> tuple[float, float, int]:
+    """Best over L1 of the seed-mean MMCS; returns (mean, std over seeds, that L1's index)."""
+    scores = torch.tensor(entry[f"mmcs_{mode}"])  # [l1, seed]
+    means = scores.mean(-1)
+    k = int(means.argmax())
+    std = float(scores[k].std()) if scores.shape[1] > 1 else 0.0
+    return float(means[k]), std, k
 
 
 def _lstsq_rmse(design: np.ndarray, y: np.ndarray) -> float:

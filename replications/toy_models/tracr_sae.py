@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from replications.toy_models.sae_tms import random_dictionary_mmcs
+from replications.toy_models.sae_tms_metrics import random_dictionary_mmcs
 from replications.toy_models.tms import sub_seed
 from replications.toy_models.tracr_models import (
     PAD,

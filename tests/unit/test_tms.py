@@ -8,15 +8,12 @@ import math
 import pytest
 import torch
 
-from replications.toy_models.sae_tms import (
-    SAETMSConfig,
-    best_seed_mean_mmcs,
-    random_dictionary_mmcs,
-    represented_directions,
-)
+from replications.toy_models.sae_tms import SAETMSConfig, represented_directions
 from replications.toy_models.sae_tms_metrics import (
+    best_seed_mean_mmcs,
     cliff_fit,
     cliff_sharpness,
+    random_dictionary_mmcs,
     resampling_metrics,
     sweep_metrics,
 )
