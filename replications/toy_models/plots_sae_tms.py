@@ -69,7 +69,7 @@ def width_figure(sweep: dict[str, Any]) -> plt.Figure:
             ax.scatter([xi] * len(pts), pts, s=7, color=color, alpha=0.3, linewidths=0)
     best = scores.max(1)
     grid = np.geomspace(mults[0], mults[-1], 200)
-    knee, smooth = fitted_curves(mults, best, grid)
+    knee, smooth = fitted_curves(mults.tolist(), best.tolist(), grid)
     fit = cliff_fit(mults.tolist(), best.tolist())
     ax.plot(mults, best, color="black", lw=0, marker="D", ms=4, label="best L1 (seed mean)")
     ax.plot(grid, knee, color="black", lw=1.4, alpha=0.7,
