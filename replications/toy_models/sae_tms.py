@@ -6,22 +6,26 @@ directions are the columns of W. SAEs read h and should recover those directions
 * the width sweep trains SAEs of widths below, at and above F (several L1 coefficients as
   instances of one width) and measures MMCS against the features the TMS represents, looking
   for the 'cliff' at width = F;
-* the resampling study trains TMS models at increasing F/H ratios and SAEs of width = number of
-  represented features, with and without re-initialising dead features.
+* the resampling study trains TMS models at increasing F/H ratios and SAEs of width
+  `resampling_width_multiple` x the represented features, with and without resampling dead
+  features.
+
+Every MMCS is stored beside the MMCS of random unit dictionaries of the same width (the chance
+level); the claim metrics are in sae_tms_metrics.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import einops
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from replications.toy_models.sae_tms_metrics import random_dictionary_mmcs
 from replications.toy_models.tms import (
     feature_norms,
     generate_batch,
@@ -63,6 +67,9 @@ class SAETMSConfig:
     sae_lr: float
     resampling_ratios: tuple[int, ...]  # F/H of each TMS in the resampling study
     resampling_n_hidden: int
+    # SAE width in the resampling study = round(this x the features the TMS represents): above 1,
+    # so a dead latent does not by itself cost a feature, and losses show the method's effect.
+    resampling_width_multiple: float
     resampling_l1_coeffs: tuple[float, ...]
     resampling_n_seeds: int  # initialisations per L1 coefficient (all trained as instances)
     resampling_modes: tuple[Literal["none", "reinit", "anthropic"], ...]
@@ -72,6 +79,8 @@ class SAETMSConfig:
     # Latents firing on at most this share of inputs in the window are resampled (ARENA: 0,
     # i.e. never fired).
     dead_frequency: float
+    # Random unit dictionaries drawn per width for the chance MMCS every SAE is compared against.
+    random_baseline_draws: int
     checkpoint_every: int
     log_every: int
 
@@ -104,6 +113,9 @@ class SAETMSConfig:
         check(tuple(sorted(self.resampling_ratios)) == self.resampling_ratios,
               "resampling_ratios must be increasing")
         check(self.resampling_n_hidden > 0, "resampling_n_hidden must be positive")
+        check(self.resampling_width_multiple >= 1,
+              "resampling_width_multiple must be at least 1 (a latent per represented feature)")
+        check(self.random_baseline_draws >= 2, "random_baseline_draws must be at least 2")
         smallest = min(self.n_features, self.resampling_n_hidden * self.resampling_ratios[0])
         check(0 < self.expected_active_features < smallest,
               "expected_active_features must be positive and below every TMS's feature count")
@@ -274,6 +286,8 @@ def run_width_sweep(
     rows: dict[str, list[list[list[float]]]] = {k: [] for k in ("mmcs", "l0", "fvu",
                                                                 "dead_fraction")}
     decoders: dict[str, Tensor] = {}
+    chance = [random_dictionary_mmcs(true_dirs, w, cfg.random_baseline_draws,
+                                     sub_seed(seed, f"random dictionary {w}")) for w in cfg.widths()]
     for width in cfg.widths():
         sae_cfg = make_sae_config(
             cfg, cfg.n_hidden, width, instance_l1s(cfg.l1_coeffs, cfg.n_seeds), cfg.sae_n_steps,
@@ -296,6 +310,8 @@ def run_width_sweep(
         "widths": list(cfg.widths()),
         "l1_coeffs": list(cfg.l1_coeffs),
         "n_seeds": cfg.n_seeds,
+        "random_mmcs": [c[0] for c in chance],  # [width], mean over random dictionaries
+        "random_mmcs_std": [c[1] for c in chance],
         **rows,
     }
     return results, decoders
@@ -305,8 +321,8 @@ def run_resampling_study(
     cfg: SAETMSConfig, seed: int, checkpoint_dir: Path | None, fingerprint: str,
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """For each F/H ratio: a TMS, then SAEs of width = number of represented features, once per
-    resampling mode. Instances are (L1 coefficient, seed) pairs; MMCS is kept per instance."""
+    """For each F/H ratio: a TMS, then SAEs of width `resampling_width_multiple` x the
+    represented features, once per resampling mode. Instances are (L1 coefficient, seed) pairs; MMCS is kept per instance."""
     H = cfg.resampling_n_hidden
     l1s = instance_l1s(cfg.resampling_l1_coeffs, cfg.resampling_n_seeds)
     per_ratio: list[dict[str, Any]] = []
@@ -323,12 +339,15 @@ def run_resampling_study(
         )
         weights[f"W_{tag}"] = W
         true_dirs, keep = represented_directions(W, cfg.represented_threshold)
-        width = max(1, int(keep.sum()))
+        width = max(1, round(cfg.resampling_width_multiple * int(keep.sum())))
+        chance = random_dictionary_mmcs(true_dirs, width, cfg.random_baseline_draws,
+                                        sub_seed(seed, f"random dictionary r{ratio}"))
         sample_fn = hidden_sampler(W, cfg.feature_probability(F), cfg.batch_size,
                                    sub_seed(seed, f"resampling data {ratio}"), device)
         entry: dict[str, Any] = {"ratio": ratio, "n_features": F, "n_hidden": H,
                                  "n_represented": int(keep.sum()), "sae_width": width,
-                                 "feature_probability": cfg.feature_probability(F)}
+                                 "feature_probability": cfg.feature_probability(F),
+                                 "random_mmcs": chance[0], "random_mmcs_std": chance[1]}
         for mode in cfg.resampling_modes:
             # The same SAE seed for every mode: runs differ only by resampling.
             sae_cfg = make_sae_config(cfg, H, width, l1s, cfg.resampling_sae_n_steps, mode,
@@ -348,113 +367,3 @@ def run_resampling_study(
              "l1_coeffs": list(cfg.resampling_l1_coeffs), "n_seeds": cfg.resampling_n_seeds,
              "per_ratio": per_ratio}
     return study, weights
-
-
-def best_seed_mean_mmcs(entry: dict[str, Any], mode: str) -> tuple[float, float, int]:
-    """Best over L1 of the seed-mean MMCS; returns (mean, std over seeds, that L1's index)."""
-    scores = torch.tensor(entry[f"mmcs_{mode}"])  # [l1, seed]
-    means = scores.mean(-1)
-    k = int(means.argmax())
-    std = float(scores[k].std()) if scores.shape[1] > 1 else 0.0
-    return float(means[k]), std, k
-
-
-# ---------------------------------------------------------------------------------------------
-# Claims.
-
-
-RECOVERED = 0.99  # an SAE 'recovers' the features when its MMCS exceeds this
-
-
-def cliff_sharpness(mults: Sequence[float], curve: Sequence[float]) -> float:
-    """Slope of MMCS over the step into width F (multiple 1) divided by the median slope of the
-    steps below it (slopes per unit width multiple, so uneven spacing does not matter).
-
-    A cliff is a jump at F, not a steady climb towards it: an SAE that finds one more feature
-    per extra latent (MMCS ~ m/F), or any smooth saturating curve, gives about 1 or less.
-    NaN without a step below the one into F, or when the climb below is flat.
-    """
-    at = list(mults).index(1.0)
-    slopes = [(curve[i + 1] - curve[i]) / (mults[i + 1] - mults[i]) for i in range(at)]
-    if len(slopes) < 2:
-        return float("nan")
-    reference = statistics.median(slopes[:-1])
-    return slopes[-1] / reference if reference > 1e-9 else float("nan")
-
-
-def sweep_metrics(sweep: dict[str, Any]) -> dict[str, float]:
-    """The cliff: seed-mean MMCS at the best L1 for the largest width below F, at F and above F
-    (the worst of the wider ones), plus how often single initialisations recover every feature."""
-    mults = sweep["width_multiples"]
-    scores = torch.tensor(sweep["mmcs"])  # [width, l1, seed]
-    best = scores.mean(-1).max(dim=1)  # best L1 per width, by seed mean
-    below = max(i for i, m in enumerate(mults) if m < 1)
-    at = mults.index(1.0)
-    above = [i for i, m in enumerate(mults) if m > 1]
-    at_true = float(best.values[at])
-
-    def seeds_at_best_l1(i: int) -> Tensor:
-        return scores[i, int(best.indices[i])]
-
-    above_seeds = torch.cat([seeds_at_best_l1(i) for i in above])
-    return {
-        "mmcs_below_true_width": float(best.values[below]),
-        "mmcs_at_true_width": at_true,
-        "mmcs_above_true_width": float(best.values[above].min()),
-        "mmcs_cliff": at_true - float(best.values[below]),
-        "mmcs_cliff_sharpness": cliff_sharpness(mults, best.values.tolist()),
-        "mmcs_at_true_width_best_seed": float(scores[at].max()),
-        "mmcs_above_true_width_best_seed": float(scores[above].amax(dim=(1, 2)).min()),
-        "fraction_seeds_recovered_at_true_width": float(
-            (seeds_at_best_l1(at) > RECOVERED).float().mean()),
-        "fraction_seeds_recovered_above_true_width": float(
-            (above_seeds > RECOVERED).float().mean()),
-        "below_true_width_multiple": float(mults[below]),
-        "sae_tms_n_represented": float(sweep["n_represented"]),
-        "sae_tms_n_features": float(sweep["n_features"]),
-    }
-
-
-def _recovered(entry: dict[str, Any], mode: str) -> float:
-    """Share of initialisations at the best L1 whose MMCS exceeds RECOVERED."""
-    k = best_seed_mean_mmcs(entry, mode)[2]
-    return float((torch.tensor(entry[f"mmcs_{mode}"][k]) > RECOVERED).float().mean())
-
-
-def resampling_metrics(study: dict[str, Any]) -> dict[str, float]:
-    """Best-over-L1 seed-mean MMCS per mode at the lowest and highest F/H ratio, and the gains."""
-    rows = study["per_ratio"]
-    low, high = rows[0], rows[-1]
-    out: dict[str, float] = {
-        "resampling_lowest_ratio": float(low["ratio"]),
-        "resampling_highest_ratio": float(high["ratio"]),
-        "resampling_n_represented_highest_ratio": float(high["n_represented"]),
-        "resampling_n_features_highest_ratio": float(high["n_features"]),
-        "mmcs_no_resample_low_ratio": best_seed_mean_mmcs(low, "none")[0],
-        "mmcs_no_resample_high_ratio": best_seed_mean_mmcs(high, "none")[0],
-        "fraction_seeds_recovered_no_resample_high_ratio": _recovered(high, "none"),
-    }
-    for mode in study["modes"]:
-        if mode == "none":
-            continue
-        lo, hi = best_seed_mean_mmcs(low, mode)[0], best_seed_mean_mmcs(high, mode)[0]
-        out[f"fraction_seeds_recovered_{mode}_high_ratio"] = _recovered(high, mode)
-        out[f"mmcs_{mode}_low_ratio"] = lo
-        out[f"mmcs_{mode}_high_ratio"] = hi
-        out[f"resampling_gain_{mode}_at_highest_ratio"] = hi - out["mmcs_no_resample_high_ratio"]
-        out[f"resampling_gain_{mode}_at_lowest_ratio"] = lo - out["mmcs_no_resample_low_ratio"]
-    # The headline gain: the best resampling method at the highest ratio.
-    gains = [v for k, v in out.items() if k.startswith("resampling_gain_")
-             and k.endswith("_at_highest_ratio")]
-    out["resampling_gain_at_highest_ratio"] = max(gains)
-    # Where resampling helped most, over every ratio and method.
-    best_gain, best_ratio = -1.0, 0.0
-    for entry in rows:
-        base = best_seed_mean_mmcs(entry, "none")[0]
-        for mode in study["modes"]:
-            gain = best_seed_mean_mmcs(entry, mode)[0] - base
-            if mode != "none" and gain > best_gain:
-                best_gain, best_ratio = gain, float(entry["ratio"])
-    out["resampling_best_gain"] = best_gain
-    out["resampling_best_gain_ratio"] = best_ratio
-    return out

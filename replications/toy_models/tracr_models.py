@@ -59,9 +59,11 @@ class TracrSAEConfig:
     resample_window: int
     active_eps: float  # a residual direction is 'active' if |value| > active_eps somewhere
     recovery_threshold: float  # a variable is 'missed' if its mean max-cosine is below this
+    random_baseline_draws: int  # random unit dictionaries of width d_sae: the chance MMCS
 
     def __post_init__(self) -> None:
         check(self.dict_mult > 0, "sae.dict_mult must be positive")
+        check(self.random_baseline_draws >= 2, "sae.random_baseline_draws must be at least 2")
         check(len(self.l1_coeffs) > 0, "sae.l1_coeffs needs at least one value")
         check(all(c >= 0 for c in self.l1_coeffs), "sae.l1_coeffs must be non-negative")
         check(self.lr > 0, "sae.lr must be positive")

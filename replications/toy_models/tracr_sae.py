@@ -9,7 +9,8 @@ Ground truth: Tracr gives each variable value its own residual basis direction, 
 features are the basis directions that are ever non-zero (|x| > active_eps) in the dataset,
 each labelled 'variable:value'. Recovery of a direction is its max cosine with any decoder row;
 recovery of a variable is the mean over its active directions; a variable is 'missed' when that
-is below `recovery_threshold`. MMCS is the mean over all active directions.
+is below `recovery_threshold`. MMCS is the mean over all active directions, and is compared with
+the MMCS of random unit dictionaries of the SAE's width (the chance level).
 
 SAE settings (shared.sae): pre-encoder bias, unit-norm decoder rows, reconstruction error summed
 over d_model, L1 averaged over the batch, width `dict_mult` x the number of active directions,
@@ -28,6 +29,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from replications.toy_models.sae_tms_metrics import random_dictionary_mmcs
+from replications.toy_models.tms import sub_seed
 from replications.toy_models.tracr_models import (
     PAD,
     TracrModelInfo,
@@ -138,7 +141,11 @@ def sae_on_program(
                                        if r < cfg.recovery_threshold),
         })
     best = max(range(len(instances)), key=lambda i: instances[i]["mmcs"])
+    chance, chance_sd = random_dictionary_mmcs(true_dirs, sae_cfg.d_sae, cfg.random_baseline_draws,
+                                               sub_seed(seed, "random dictionary"))
     return {
+        "random_mmcs": chance,
+        "random_mmcs_std": chance_sd,
         "program": info.program,
         "d_model": info.d_model,
         "n_rows": n_rows,
@@ -160,6 +167,9 @@ def summary_metrics(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         best = res["instances"][res["best_instance"]]
         p = res["program"]
         out[f"{p}_mmcs"] = best["mmcs"]
+        out[f"{p}_random_mmcs"] = res["random_mmcs"]
+        out[f"{p}_mmcs_excess_over_random"] = (
+            (best["mmcs"] - res["random_mmcs"]) / max(1.0 - res["random_mmcs"], 1e-9))
         out[f"{p}_n_missed_variables"] = len(best["missed_variables"])
         out[f"{p}_n_variables"] = len(best["variable_recovery"])
         out[f"{p}_fvu"] = best["fvu"]
@@ -167,6 +177,8 @@ def summary_metrics(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     mm = [res["instances"][res["best_instance"]]["mmcs"] for res in results]
     out["mean_mmcs"] = sum(mm) / len(mm)
     out["min_mmcs"] = min(mm)
+    out["min_mmcs_excess_over_random"] = min(
+        v for k, v in out.items() if k.endswith("_mmcs_excess_over_random"))
     return out
 
 
@@ -204,6 +216,7 @@ def plot_recovery(results: Sequence[dict[str, Any]], threshold: float) -> Any:
             ax.scatter([xi] * len(others), others, s=28, color=PALETTE[7], marker="_",
                        zorder=3, linewidths=1.2)
         ax.axhline(threshold, ls="--", lw=0.9, color="0.3", zorder=1)
+        ax.axhline(res["random_mmcs"], ls=":", lw=1.2, color="0.45", zorder=1)
         ax.set_xticks(x)
         ax.set_xticklabels([f"{short_variable_name(v)} ({n_dirs[v]})" for v in variables],
                            rotation=40, ha="right", fontsize=7, rotation_mode="anchor")
@@ -212,7 +225,8 @@ def plot_recovery(results: Sequence[dict[str, Any]], threshold: float) -> Any:
         ax.set_title(
             f"{res['program']}: d_model {res['d_model']}, {res['n_active_directions']} active "
             f"directions\nbest MMCS {best['mmcs']:.3f} at L1 {best['l1_coeff']:g} "
-            f"(L0 {best['l0']:.1f}, d_sae {res['d_sae']})", fontsize=8.5,
+            f"(L0 {best['l0']:.1f}, d_sae {res['d_sae']}; random {res['random_mmcs']:.2f})",
+            fontsize=8.5,
         )
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -222,9 +236,10 @@ def plot_recovery(results: Sequence[dict[str, Any]], threshold: float) -> Any:
                       label=f"missed: below {threshold:g}"),
         plt.Line2D([], [], color=PALETTE[7], marker="_", ls="", ms=8, label="other L1 values"),
         plt.Line2D([], [], color="0.3", ls="--", label="threshold"),
+        plt.Line2D([], [], color="0.45", ls=":", label="random dictionary of width d_sae (MMCS)"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=7.5)
     fig.suptitle("SAEs on uncompressed Tracr residual streams: recovery of each variable's "
                  "basis directions (number of active directions in brackets)", fontsize=9.5)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
     return fig

@@ -32,9 +32,10 @@ def small_cfg(**change: object) -> SAETMSConfig:
         n_features=6, n_hidden=3, expected_active_features=0.5, tms_n_steps=1500, tms_lr=1e-3,
         batch_size=512, represented_threshold=0.5, width_multiples=(0.5, 1.0, 2.0),
         l1_coeffs=(0.1,), n_seeds=4, sae_n_steps=2500, sae_lr=1e-3, resampling_ratios=(2, 4),
-        resampling_n_hidden=3, resampling_l1_coeffs=(0.03,), resampling_n_seeds=2,
-        resampling_modes=("none", "reinit"), resampling_sae_n_steps=40, resample_every=10,
-        resample_window=5, dead_frequency=0.0, checkpoint_every=20, log_every=10,
+        resampling_n_hidden=3, resampling_width_multiple=1.0, resampling_l1_coeffs=(0.03,),
+        resampling_n_seeds=2, resampling_modes=("none", "reinit"), resampling_sae_n_steps=40,
+        resample_every=10, resample_window=5, dead_frequency=0.0, random_baseline_draws=16,
+        checkpoint_every=20, log_every=10,
     )
     return SAETMSConfig(**{**base, **change})  # type: ignore[arg-type]
 

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAE = TracrSAEConfig(
     dict_mult=2.0, l1_coeffs=(0.03, 0.1), lr=3e-3, adam_betas=(0.9, 0.999), batch_size=256,
     n_steps=1500, resample="reinit", resample_every=500, resample_window=100,
-    active_eps=1e-3, recovery_threshold=0.9,
+    active_eps=1e-3, recovery_threshold=0.9, random_baseline_draws=16,
 )
 CFG = TracrConfig(
     programs=("reverse", "sort", "frac_prevs", "hist"), vocab=(1, 2, 3), max_seq_len=4,
@@ -248,6 +248,8 @@ def test_sae_recovers_frac_prevs_output(frac_prevs) -> None:
     assert best["variable_recovery"]["frac_prevs"] > SAE.recovery_threshold
     assert best["variable_recovery"]["indices"] > 0.8
     assert best["mmcs"] > 0.75
+    # The chance level: random dictionaries of the SAE's width match far worse.
+    assert 0.2 < res["random_mmcs"] < best["mmcs"] - 0.2
     assert res["n_active_directions"] == info.d_model - 1  # all but tokens:PAD
     assert res["inactive_directions"] == ["tokens:PAD"]
 

@@ -8,13 +8,17 @@ import math
 import pytest
 import torch
 
-from replications.toy_models.sae_tms import (
-    SAETMSConfig,
+from replications.toy_models.sae_tms import SAETMSConfig, represented_directions
+from replications.toy_models.sae_tms_metrics import (
     best_seed_mean_mmcs,
+    cliff_fit,
     cliff_sharpness,
-    represented_directions,
+    random_dictionary_mmcs,
     resampling_metrics,
     sweep_metrics,
+)
+from replications.toy_models.sae_tms_metrics import (
+    excess_over_chance as mmcs_excess_over_chance,
 )
 from replications.toy_models.tms import (
     TMSConfig,
@@ -54,9 +58,10 @@ SAE_TMS = dict(
     n_features=6, n_hidden=3, expected_active_features=0.5, tms_n_steps=10, tms_lr=1e-3,
     batch_size=32, represented_threshold=0.5, width_multiples=(0.5, 1.0, 2.0),
     l1_coeffs=(0.01, 0.1), n_seeds=2, sae_n_steps=10, sae_lr=1e-3, resampling_ratios=(2, 4),
-    resampling_n_hidden=2, resampling_l1_coeffs=(0.1,), resampling_n_seeds=2,
-    resampling_modes=("none", "reinit"), resampling_sae_n_steps=20, resample_every=10,
-    resample_window=5, dead_frequency=0.0, checkpoint_every=10, log_every=5,
+    resampling_n_hidden=2, resampling_width_multiple=1.5, resampling_l1_coeffs=(0.1,),
+    resampling_n_seeds=2, resampling_modes=("none", "reinit"), resampling_sae_n_steps=20,
+    resample_every=10, resample_window=5, dead_frequency=0.0, random_baseline_draws=8,
+    checkpoint_every=10, log_every=5,
 )
 
 
@@ -194,7 +199,7 @@ def test_sweep_and_resampling_metrics() -> None:
     mmcs_ = [[[0.5, 0.5], [0.6, 0.6]], [[0.8, 0.8], [0.7, 0.7]],
              [[1.0, 0.98], [0.9, 0.9]], [[1.0, 1.0], [0.95, 0.95]]]
     sweep = {"width_multiples": [0.5, 0.8, 1.0, 2.0], "mmcs": mmcs_, "n_represented": 10,
-             "n_features": 10}
+             "n_features": 10, "random_mmcs": [0.3, 0.35, 0.4, 0.5]}
     m = sweep_metrics(sweep)
     assert m["mmcs_below_true_width"] == pytest.approx(0.8)
     assert m["mmcs_at_true_width"] == pytest.approx(0.99)
@@ -205,8 +210,13 @@ def test_sweep_and_resampling_metrics() -> None:
     assert m["fraction_seeds_recovered_above_true_width"] == pytest.approx(1.0)
     # Slopes per unit multiple: 0.2 / 0.3 (0.5 -> 0.8), then 0.19 / 0.2 into F.
     assert m["mmcs_cliff_sharpness"] == pytest.approx(0.95 / (0.2 / 0.3))
-    entry = {"ratio": 2, "n_features": 4, "n_represented": 4,
-             "mmcs_none": [[0.5, 0.7], [0.9, 0.8]], "mmcs_reinit": [[1.0, 1.0], [0.9, 0.9]]}
+    # Beside the random dictionary: (1.0 - 0.5) / (1 - 0.5) above F, (0.99 - 0.4) / 0.6 at F.
+    assert m["random_mmcs_above_true_width"] == pytest.approx(0.5)
+    assert m["mmcs_above_true_width_excess_over_random"] == pytest.approx(1.0)
+    assert m["mmcs_at_true_width_excess_over_random"] == pytest.approx(0.59 / 0.6)
+    entry = {"ratio": 2, "n_features": 4, "n_represented": 4, "sae_width": 6,
+             "random_mmcs": 0.6, "mmcs_none": [[0.5, 0.7], [0.9, 0.8]],
+             "mmcs_reinit": [[1.0, 1.0], [0.9, 0.9]]}
     mean, std, k = best_seed_mean_mmcs(entry, "none")
     assert (mean, k) == (pytest.approx(0.85), 1)
     assert std == pytest.approx(torch.tensor([0.9, 0.8]).std().item())
@@ -217,6 +227,10 @@ def test_sweep_and_resampling_metrics() -> None:
     assert r["resampling_gain_reinit_at_lowest_ratio"] == pytest.approx(0.15)
     assert r["resampling_best_gain"] == pytest.approx(0.3)
     assert r["resampling_best_gain_ratio"] == 8.0
+    # Seed by seed at the best L1 of each mode: 1.0 - 0.7 on both seeds.
+    assert r["resampling_gain_at_highest_ratio_min_over_seeds"] == pytest.approx(0.3)
+    assert r["random_mmcs_high_ratio"] == pytest.approx(0.6)
+    assert r["mmcs_no_resample_high_ratio_excess_over_random"] == pytest.approx(0.25)
 
 
 def test_cliff_sharpness_fails_smooth_curves() -> None:
@@ -233,6 +247,32 @@ def test_cliff_sharpness_fails_smooth_curves() -> None:
     assert cliff_sharpness(mults, smooth) < 1.0
     # Undefined without a step below the one into F.
     assert math.isnan(cliff_sharpness([0.5, 1.0, 2.0], [0.5, 1.0, 1.0]))
+
+
+def test_cliff_fit_tells_a_knee_at_f_from_smooth_and_misplaced_curves() -> None:
+    mults = [0.5, 0.75, 1.0, 1.25, 2.0]
+    # A knee at F (linear climb, flat from F on): the knee fits exactly, the smooth curve cannot.
+    knee = [0.6 + 0.8 * (m - 0.5) if m < 1 else 1.0 for m in mults]
+    fit = cliff_fit(mults, knee)
+    assert fit["best_knee"] == 1.0 and fit["knee_rmse"] < 1e-9 and fit["fit_ratio"] > 5
+    # A smooth saturating curve is fitted exactly by the alternative: ratio near 0, fails.
+    smooth = [1 - 0.9 * math.exp(-m / 0.4) for m in mults]
+    assert cliff_fit(mults, smooth)["fit_ratio"] < 0.5
+    # A straight line (no bend) fails, and a knee at 1.25 F is placed there, not at F.
+    assert cliff_fit(mults, [0.3 + 0.3 * m for m in mults])["fit_ratio"] < 2
+    late = [0.5 + 0.6 * (m - 0.5) if m < 1.25 else 0.95 for m in mults]
+    assert cliff_fit(mults, late)["best_knee"] == 1.25
+
+
+def test_random_dictionary_mmcs_is_chance_level() -> None:
+    dirs = torch.eye(20)
+    mean, sd = random_dictionary_mmcs(dirs, 40, 64, seed=0)
+    # Wider random dictionaries match better; never near perfect in 20 dimensions.
+    assert 0.3 < mean < 0.8 and sd > 0
+    assert random_dictionary_mmcs(dirs, 400, 16, seed=0)[0] > mean
+    assert random_dictionary_mmcs(dirs, 40, 64, seed=0) == (mean, sd)  # seeded
+    assert mmcs_excess_over_chance(mean, mean) == 0.0
+    assert mmcs_excess_over_chance(1.0, mean) == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------- config

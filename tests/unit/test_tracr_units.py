@@ -47,7 +47,7 @@ pytestmark = pytest.mark.unit
 SAE_KW = dict(
     dict_mult=2.0, l1_coeffs=(0.1,), lr=1e-3, adam_betas=(0.9, 0.999), batch_size=8,
     n_steps=10, resample="none", resample_every=10, resample_window=5, active_eps=1e-3,
-    recovery_threshold=0.9,
+    recovery_threshold=0.9, random_baseline_draws=8,
 )
 TRACR_KW = dict(
     programs=("frac_prevs",), vocab=(1, 2, 3), max_seq_len=4, frac_prevs_token=1,

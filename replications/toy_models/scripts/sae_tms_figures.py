@@ -1,17 +1,16 @@
 """SAE-on-TMS figures and claim metrics.
 
 Figure 1: MMCS heatmap over SAE width (multiple of F) x L1 coefficient.
-Figure 2: MMCS against width multiple, one line per L1, the true feature count dashed at 1.0.
+Figure 2: MMCS against width multiple, one line per L1, the true feature count dashed at 1.0,
+the knee and smooth fits of the cliff test.
 Figure 3: MMCS against the TMS's F/H ratio, without and with resampling (best L1, seed mean).
+Every figure shows the MMCS of random unit dictionaries of the same width.
 """
 
 from __future__ import annotations
 
-from replications.toy_models import plots
-from replications.toy_models.sae_tms import (
-    resampling_metrics,
-    sweep_metrics,
-)
+from replications.toy_models import plots_sae_tms as plots
+from replications.toy_models.sae_tms_metrics import resampling_metrics, sweep_metrics
 from replications.toy_models.scripts._common import load_config, parser, provenance, write_metrics
 from shared.cli import add_paths, run
 from shared.figures import apply_style, save_figure

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import time
 
-from replications.toy_models.sae_tms import (
-    SAETMSConfig,
-    best_seed_mean_mmcs,
-    run_resampling_study,
-)
+from replications.toy_models.sae_tms import SAETMSConfig, run_resampling_study
+from replications.toy_models.sae_tms_metrics import best_seed_mean_mmcs
 from replications.toy_models.scripts._common import open_inputs, save_study, study_parser
 from shared.cli import run
 from shared.config import config_hash
