@@ -107,6 +107,9 @@ def summary_metrics(
         "ultra_low_fraction": fr.ultra_low_fraction,
         "normal_fraction": _share(fr.normal),
         "median_log10_frequency_normal": _median(fr.freqs[fr.normal].log10()),
+        # The write-up's histogram of log10 frequency is "clearly bimodal" (ultra-low + normal);
+        # over the features that fired (dead ones have no log frequency).
+        "log10_frequency_bimodality": bimodality_coefficient(fr.log10_freqs),
         "ultra_low_n": float(cl.n),
         "ultra_low_cos_gt_095_share": cl.cos_gt_share,
         "ultra_low_median_cos_with_mean": _median(cl.enc_cos_with_mean),

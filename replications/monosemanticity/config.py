@@ -48,6 +48,11 @@ class ModelConfig:
     loss_eval_rows: int  # the first of those: final loss recovered, L0, MSE (spliced runs)
     train_eval_rows: int  # the first of those, evaluated periodically during SAE training
     train_rows: int  # rows the activation buffer cycles through (0: every training row there is)
+    # Training rows added to the held-out rows for the final firing frequencies: the last ones,
+    # which the buffer (reading rows in order from the first) does not reach in a default run.
+    # The stand-in's 229k held-out tokens put the floor at 4e-6; the write-up's cluster sits at
+    # 1e-5 to 1e-4, so frequencies need millions of tokens (the reference code used training rows).
+    frequency_train_rows: int
     data_seed: int  # pretrained: shuffles the data set's rows before the held-out split
     device: Literal["auto", "cpu", "cuda"]
 
@@ -58,6 +63,7 @@ class ModelConfig:
         check(0 < self.loss_eval_rows <= self.eval_rows,
               "model.loss_eval_rows must lie in (0, eval_rows]")
         check(self.train_rows >= 0, "model.train_rows must be non-negative")
+        check(self.frequency_train_rows >= 0, "model.frequency_train_rows must be non-negative")
         if self.source == "pretrained":
             check(bool(self.name) and bool(self.dataset),
                   "model.name and model.dataset are needed with source: pretrained")

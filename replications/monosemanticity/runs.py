@@ -58,11 +58,13 @@ def load_lm(spec: str | Path, device: str = "auto"):
 
 @dataclasses.dataclass(frozen=True)
 class Tokens:
-    """SAE training rows and held-out evaluation rows."""
+    """SAE training rows, held-out evaluation rows and the rows firing frequencies are
+    counted on (the held-out rows, then `model.frequency_train_rows` training rows)."""
 
     train: Int[Tensor, "rows seq"]
     eval: Int[Tensor, "eval_rows seq"]
     sha256: str
+    frequency: Int[Tensor, "freq_rows seq"]
 
 
 def load_token_rows(path: Path, cfg: Config) -> Tokens:
@@ -78,7 +80,12 @@ def load_token_rows(path: Path, cfg: Config) -> Tokens:
     train = rows.train[: m.train_rows or None, : m.seq_len]
     check(train.shape[0] >= cfg.buffer.rows_per_batch,
           f"{path}: {train.shape[0]} training rows, fewer than buffer.rows_per_batch")
-    return Tokens(train, rows.val[: m.eval_rows, : m.seq_len], rows.sha256)
+    check(m.frequency_train_rows <= train.shape[0],
+          f"{path}: {train.shape[0]} training rows, model.frequency_train_rows wants "
+          f"{m.frequency_train_rows}")
+    held_out = rows.val[: m.eval_rows, : m.seq_len]
+    extra = train[train.shape[0] - m.frequency_train_rows:]  # the last rows the buffer reads
+    return Tokens(train, held_out, rows.sha256, torch.cat([held_out, extra]))
 
 
 def reshape_rows(
@@ -257,13 +264,14 @@ def final_evaluation(
 ) -> tuple[dict[str, float], Float[Tensor, " d_sae"], int]:
     """SAE metrics on the held-out rows; returns (metrics, frequencies, token count).
 
-    Firing frequencies use all `eval_rows` (a forward pass that stops at the hook, then the
-    encoder); the spliced-in cross-entropies the first `loss_eval_rows`.
+    Firing frequencies use `tokens.frequency` (every held-out row and the last
+    `frequency_train_rows` training rows; a forward pass that stops at the hook, then the
+    encoder); the spliced-in cross-entropies the first `loss_eval_rows` held-out rows.
     """
     ecfg = eval_config(cfg)
-    freq = feature_frequencies(model, sae, tokens.eval, ecfg.hook_name, ecfg.batch_rows,
+    freq = feature_frequencies(model, sae, tokens.frequency, ecfg.hook_name, ecfg.batch_rows,
                                ecfg.drop_bos)[0].cpu()
-    n_tokens = tokens.eval.shape[0] * (tokens.eval.shape[1] - int(cfg.buffer.drop_bos))
+    n_tokens = tokens.frequency.shape[0] * (tokens.frequency.shape[1] - int(cfg.buffer.drop_bos))
     evaluator = SAEEvaluator(model, tokens.eval[: cfg.model.loss_eval_rows], ecfg)
     res = evaluator.evaluate(sae)
     ultra = (freq > 0) & (freq < cfg.analysis.ultra_low_threshold)

@@ -220,7 +220,7 @@ def test_paper_profile_path_offline(tmp_path):
         "model": {"source": "pretrained", "name": "gelu-1l", "dataset": str(tmp_path / "ds"),
                   "dataset_row_len": 4 * seq_len, "seq_len": seq_len, "eval_rows": 64,
                   "loss_eval_rows": 32, "train_eval_rows": 16, "train_rows": 0,
-                  "device": "cpu"},
+                  "frequency_train_rows": 0, "device": "cpu"},
         "sae": {"d_in": d_mlp, "d_sae": 128, "batch_size": 128, "n_steps": 60,
                 "resample_every": 20, "resample_window": 10, "resample_stop": 40},
         "buffer": {"n_activations": 1024, "rows_per_batch": 16},

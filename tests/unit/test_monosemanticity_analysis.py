@@ -342,12 +342,25 @@ def test_summary_metrics_keys(planted, W_out):
                 "median_enc_dec_cosine", "nullspace_share_mean_enc", "nullspace_share_mean_dec",
                 "nullspace_random_mean", "nullspace_random_std", "nullspace_std_ratio_dec",
                 "enc_dec_cosine_bimodality", "nullspace_outside_random_p99_share_dec",
-                "kurtosis_above_gaussian_p99_share", "max_kurtosis"):
+                "kurtosis_above_gaussian_p99_share", "max_kurtosis",
+                "log10_frequency_bimodality"):
         assert key in m, key
     assert all("." not in k and isinstance(v, float) for k, v in m.items())
     assert m["ultra_low_cos_gt_095_share"] == 1.0
     assert m["median_enc_dec_cosine"] == pytest.approx(0.5)
     assert m["dense_share"] == pytest.approx(6 / 10) and m["one_sparse_share"] == pytest.approx(0.2)
+    # Planted: an ultra-low block (10^-5.5..10^-4.3) apart from the normal one (10^-3.5..10^-1).
+    assert m["log10_frequency_bimodality"] > 5 / 9
+
+
+def test_frequency_bimodality_unimodal_baseline(planted, W_out):
+    """One log-normal mode of frequencies stays below the bimodality threshold (5/9)."""
+    g = torch.Generator().manual_seed(3)
+    freqs = 10 ** (-2.0 + 0.5 * torch.randn(planted.freqs.numel(), generator=g)).double()
+    fr = A.frequency_summary(freqs, planted.n_tokens, 1e-4)
+    res = AR.analyse_sae(dataclasses.replace(planted.weights), fr, W_out, SETTINGS)
+    m = AR.summary_metrics(res, seed_mean_cosine=0.9, orthogonal=None, cofiring=None)
+    assert m["log10_frequency_bimodality"] < 5 / 9
 
 
 def test_escape_token():

@@ -33,7 +33,7 @@ def test_every_profile_loads_and_paper_is_the_reference_code():
     assert (s.recon_reduction, s.l1_reduction, s.resample) == ("sum", "sum_batch", "reinit")
     assert s.pre_encoder_bias
     assert s.n_steps * s.batch_size == pytest.approx(2e9, rel=1e-3)
-    assert s.resample_every == 30000 and s.dead_frequency == pytest.approx(10 ** -5.5, rel=1e-3)
+    assert s.resample_every == 30000 and s.dead_frequency == pytest.approx(1e-5)
     assert paper.buffer.n_activations == 384 * 4096 and paper.buffer.rows_per_batch == 512
     assert paper.analysis.ultra_low_threshold == 1e-4
     assert paper.analysis.cluster_cosine_threshold == 0.95
@@ -45,6 +45,14 @@ def test_every_profile_loads_and_paper_is_the_reference_code():
         assert c.lm.model.d_mlp == 4 * c.lm.model.d_model
         # The same L1 definition as the reference code in every profile.
         assert (c.sae.recon_reduction, c.sae.l1_reduction) == ("sum", "sum_batch")
+    # Issue 13: default counts firing frequencies over >= 2M tokens (held-out + unseen training
+    # rows), and the training rows it adds lie beyond what the buffer reads in a default run.
+    d = cfgs["default"]
+    freq_rows = d.model.eval_rows + d.model.frequency_train_rows
+    assert freq_rows * d.model.seq_len >= 2_000_000
+    read_rows = (d.sae.n_steps * d.sae.batch_size + d.buffer.n_activations) / d.model.seq_len
+    assert read_rows + d.model.frequency_train_rows < 20_910  # the default corpus: 20,910 rows
+    assert paper.model.eval_rows * paper.model.seq_len >= 2_000_000
 
 
 def test_every_figure_has_a_caption():
