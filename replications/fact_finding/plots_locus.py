@@ -27,7 +27,7 @@ def plot_locus(loc: Locus, settings: CircuitSettings, n_answers: int, png: Path,
                                  gridspec_kw={"width_ratios": [1.5, 1]})
     n_layers = loc.probe.shape[1] - 1
     xs = np.arange(n_layers + 1)
-    names = {"surname": "surname token", "final": "final token (read position)"}
+    names = {"surname": "surname token", "final": "final token ('of': the answer)"}
     for i, pos in enumerate(POSITIONS):
         m, s = loc.probe[i].mean(-1).numpy(), loc.probe[i].std(-1, unbiased=False).numpy()
         ax.errorbar(xs + 0.05 * i, m, yerr=s, marker="os"[i], ms=4, capsize=3,
