@@ -89,10 +89,11 @@ ZOO = {}  # model name -> what the rules need (owner folder, settings as JSON, e
 ZOO_SECTIONS = ("corpus", "tokenizer", "lm")
 
 
-def zoo_stand_in(name, owner, cfg, extra_docs=()):
+def zoo_stand_in(name, owner, cfg, extra_docs=(), threads=1):
     """Declare the stand-in `name`, trained from `cfg.corpus`, `cfg.tokenizer` and `cfg.lm`
     (the owner write-up's config) with `extra_docs` (JSON-lines files) added to its training
-    text; return its files (see `zoo_model`)."""
+    text and `threads` torch threads for its training (zoo_lm); return its files (see
+    `zoo_model`)."""
     if name in ZOO or any(m["owner"] == owner for m in ZOO.values()):
         pipeline.fail(ValueError(f"model zoo: '{name}' or a second stand-in of {owner} declared"))
     if name not in pipeline.manifest(owner).models:
@@ -101,6 +102,7 @@ def zoo_stand_in(name, owner, cfg, extra_docs=()):
     ZOO[name] = {
         "owner": owner,
         "extra_docs": list(extra_docs),
+        "threads": int(threads),
         "config": {k: json.dumps(to_dict(getattr(cfg, k)), sort_keys=True) for k in ZOO_SECTIONS},
     }
     return zoo_model(name)

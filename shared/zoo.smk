@@ -113,7 +113,7 @@ rule zoo_lm:
         owner=ZOO_OWNERS,
     log:
         f"{LOGS}/{{owner}}/lm.log",
-    threads: 1
+    threads: lambda wildcards: _zoo_entry(wildcards)["threads"]
     resources:
         mem_mb=3000,
     conda:

@@ -98,6 +98,11 @@ class CircuitSettings:
     head_readout: Literal["raw", "centred"]
     reference_head: tuple[int, int]  # the write-up's head (layer, head): L16H20
     probe_layers: tuple[int, ...]  # full-model residuals (after these layers) probed
+    # locus.py: the layer after which the sport should be linearly decodable at the surname
+    # (write-up: the early MLPs, 2-6 of 32); attention from the final token is knocked out
+    # in the layers up to it and after it
+    locus_layer: int
+    locus_reach_fraction: float  # a position "has" the sport at this share of the best probe
     probe_splits: int  # random train/validation splits (write-up: 10)
     probe_train_fraction: float  # write-up: 0.8
     probe_l2: float  # weight of ||W||^2 / 2 beside the mean cross-entropy (standardised inputs)
@@ -117,6 +122,8 @@ class CircuitSettings:
         check(not set(self.embedding_mlps) & set(self.lookup_mlps),
               "circuit.embedding_mlps and lookup_mlps must not overlap")
         check(len(self.probe_layers) >= 1, "circuit.probe_layers must not be empty")
+        check(self.locus_layer >= 0 and 0 < self.locus_reach_fraction <= 1,
+              "circuit.locus_layer must be >= 0 and locus_reach_fraction in (0, 1]")
         check(self.probe_splits >= 1 and 0 < self.probe_train_fraction < 1,
               "circuit.probe_splits must be >= 1 and probe_train_fraction in (0, 1)")
         check(self.probe_l2 >= 0 and self.probe_max_iter >= 1,
@@ -130,7 +137,7 @@ class CircuitSettings:
     def check_model(self, n_layers: int, n_heads: int) -> None:
         """Raise ConfigError when a layer or head does not exist in the model."""
         layers = (*self.token_attn_layers, *self.embedding_mlps, *self.lookup_mlps,
-                  *self.probe_layers)
+                  *self.probe_layers, self.locus_layer)
         check(max(layers) < n_layers,
               f"circuit: layer {max(layers)} does not exist (the model has {n_layers} layers)")
         if self.attribute_head == "reference":

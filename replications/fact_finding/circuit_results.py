@@ -31,6 +31,7 @@ from replications.fact_finding.circuit_steps import (
     run_probes,
 )
 from replications.fact_finding.facts import FactPrompts
+from replications.fact_finding.locus import Locus, analyse_locus, locus_metrics, locus_tensors
 
 # ---------------------------------------------------------------------------------------------
 # Everything, and the numbers the claims read.
@@ -44,6 +45,7 @@ class CircuitResults:
     effective_accuracy: dict[str, float]  # readouts of the effective model and baselines
     probes: ProbeResults
     paths: PathPatching
+    locus: Locus  # where the sport is decodable (surname vs final) and attention knockouts
     n_prompts: int
     n_answers: int
     majority_baseline: float
@@ -106,9 +108,11 @@ def analyse(
                                          - effective_accuracy["no_lookup_head"])
     paths = path_patching(model, prompts, clean, settings, head, settings.patch_batch_size)
     lap("path_patching")
+    locus = analyse_locus(model, prompts, clean, settings, settings.patch_batch_size)
+    lap("locus")
     majority = float(torch.bincount(prompts.labels, minlength=n_ans).max()) / n
-    return CircuitResults(patching, heads, head, effective_accuracy, probe_res, paths, n, n_ans,
-                          majority, prompts.answers, timings)
+    return CircuitResults(patching, heads, head, effective_accuracy, probe_res, paths, locus, n,
+                          n_ans, majority, prompts.answers, timings)
 
 
 def _mean_std(x: Tensor) -> dict[str, float]:
@@ -229,6 +233,7 @@ def summary_metrics(res: CircuitResults, settings: CircuitSettings) -> dict:
         "majority_baseline": res.majority_baseline, "chance": 1.0 / res.n_answers,
         "patching": patching, "attribute_head": heads,
         "effective": res.effective_accuracy, "probes": probes_m, "path_patching": paths,
+        "locus": locus_metrics(res.locus, settings),
     }
 
 
@@ -239,6 +244,7 @@ def result_tensors(res: CircuitResults) -> dict[str, Tensor]:
            "heads.dla": res.heads.dla, "heads.attention_to_surname": res.heads.attention_to_surname}
     out.update({f"probes.{k}": v for k, v in res.probes.accuracy.items()})
     out.update({f"paths.{k}": v for k, v in res.paths.matrices.items()})
+    out.update(locus_tensors(res.locus))
     return {k: v.float().clone().contiguous() for k, v in out.items()}
 
 

@@ -25,7 +25,9 @@ FF_WORLD = f"{FF_R}/world/world.json"
 FF_WORLD_DOCS = f"{FF_R}/world/documents.jsonl"
 FF_FACTS = f"{FF_R}/facts.json"
 if FF_STAND_IN:
-    FF_LM = zoo_stand_in("pythia-facts-stand-in", "fact_finding", FF, extra_docs=[FF_WORLD_DOCS])
+    # Two threads for its training: the longest job of this write-up (README, Time).
+    FF_LM = zoo_stand_in("pythia-facts-stand-in", "fact_finding", FF, extra_docs=[FF_WORLD_DOCS],
+                         threads=2)
     FF_MODEL_INPUT = FF_LM.inputs
     FF_FACT_SOURCE = [FF_WORLD]
 else:

@@ -11,8 +11,18 @@ model that knows facts it cannot infer, so the DAG makes a world and mixes it in
 - some people are made up: their attributes are drawn the same way but never written anywhere,
   to show that recall is memorisation: on them the model can only guess.
 
-The fact documents are lines such as "Fact: Mara Quill plays the sport of tennis." in the
-relation's prompt form, so that a prompt cut before the value asks the model for it.
+The fact documents state each fact in many forms, so that the attribute is needed at different
+distances from the name and, in some forms, by the very next token after the surname:
+
+- the relation's prompt form, "Fact: Mara Quill plays the sport of tennis." (`prefix_share` of
+  the lines: a prompt cut before the value asks the model for it);
+- the relation's `templates`, e.g. "Mara Quill plays tennis.", "The sport that Mara Quill plays
+  is tennis.", and cue templates "Mara Quill served ..." where `<cue>`, the word right after the
+  full name, is the value's own cue word (`cues`, one per value). A model that has not looked
+  the attribute up by the surname token cannot predict that word, which is the pressure to
+  build the attribute on the surname, as Pythia does (post 3), and not only where it is read;
+- filler sentences (`filler`, 0 to `max_filler` between two fact sentences), so that mentions
+  are not back to back.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from replications.fact_finding.facts import Relation
 from shared.config import check
 from shared.io import write_json
 
-FORMAT = "fact_finding.world/1"
+FORMAT = "fact_finding.world/2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +46,24 @@ class RelationSpec(Relation):
     often the corpus states it."""
 
     weight: float  # share of the fact lines that state this relation (relative)
+    # other forms of the fact: "<name>" the full name, "<value>" the value, "<cue>" its cue word
+    templates: tuple[str, ...]
+    cues: tuple[str, ...] = ()  # one word per value (same order), used by "<cue>" templates
 
     def __post_init__(self) -> None:
         check(len(self.values) >= 2 and len(set(self.values)) == len(self.values),
               f"world.relations.{self.name}: values must be at least 2 distinct words")
         check(self.weight > 0, f"world.relations.{self.name}: weight must be positive")
+        check(all("<name>" in t for t in self.templates),
+              f"world.relations.{self.name}: every template must contain <name>")
+        uses_cue = any("<cue>" in t for t in self.templates)
+        check((not uses_cue or self.cues) and (not self.cues or (
+            len(self.cues) == len(self.values) and len(set(self.cues)) == len(self.cues))),
+              f"world.relations.{self.name}: '<cue>' templates need one distinct cue per value")
+
+    def sentence(self, name: str, value: str, template: str) -> str:
+        cue = self.cues[self.values.index(value)] if self.cues else ""
+        return template.replace("<name>", name).replace("<value>", value).replace("<cue>", cue)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +77,9 @@ class WorldConfig:
     relations: tuple[RelationSpec, ...]  # the first one is the sport the analyses study
     n_documents: int
     lines_per_document: int
-    prefix_share: float  # share of fact lines that begin with "Fact:" (the prompt form)
+    prefix_share: float  # share of fact sentences in the prompt form ("Fact: <name> <phrase>")
+    filler: tuple[str, ...]  # sentences about nobody, put between fact sentences
+    max_filler: int  # 0 to this many filler sentences (uniform) after each fact sentence
     seed: int
 
     def __post_init__(self) -> None:
@@ -73,6 +98,10 @@ class WorldConfig:
         check(self.n_documents >= 1 and self.lines_per_document >= 1,
               "world.n_documents and lines_per_document must be positive")
         check(0 <= self.prefix_share <= 1, "world.prefix_share must lie in [0, 1]")
+        check(self.prefix_share == 1 or all(r.templates for r in self.relations),
+              "world.relations: every relation needs templates when prefix_share < 1")
+        check(self.max_filler >= 0 and (self.max_filler == 0 or len(self.filler) >= 1),
+              "world.max_filler must be >= 0, and filler sentences are needed when it is > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,16 +142,21 @@ def make_world(cfg: WorldConfig) -> World:
     return World(people, made_up, cfg.relations)
 
 
-def fact_line(person: Person, relation: RelationSpec, with_prefix: bool) -> str:
-    body = f"{person.name} {relation.phrase} {person.attributes[relation.name]}."
-    return f"Fact: {body}" if with_prefix else body
+def fact_line(person: Person, relation: RelationSpec, template: str | None) -> str:
+    """The fact in the prompt form (`template` None) or in one of the relation's templates."""
+    value = person.attributes[relation.name]
+    if template is None:
+        return f"Fact: {person.name} {relation.phrase} {value}."
+    return relation.sentence(person.name, value, template)
 
 
 def documents(world: World, cfg: WorldConfig) -> list[dict[str, str]]:
     """Fact documents ({source, name, text}) for `shared.corpus` extra documents.
 
-    Each line picks a person uniformly and a relation by weight, so every fact of the world is
-    seen about equally often within its relation."""
+    Each fact sentence picks a person uniformly, a relation by weight and a form (the prompt
+    form with probability `prefix_share`, else a template uniformly), so every fact of the
+    world is seen about equally often within its relation; 0 to `max_filler` filler sentences
+    follow each one."""
     rng = random.Random(cfg.seed + 1)
     weights = [r.weight for r in world.relations]
     docs = []
@@ -131,7 +165,10 @@ def documents(world: World, cfg: WorldConfig) -> list[dict[str, str]]:
         for _ in range(cfg.lines_per_document):
             person = rng.choice(world.people)
             relation = rng.choices(world.relations, weights=weights)[0]
-            lines.append(fact_line(person, relation, rng.random() < cfg.prefix_share))
+            prompt_form = rng.random() < cfg.prefix_share
+            lines.append(fact_line(person, relation,
+                                   None if prompt_form else rng.choice(relation.templates)))
+            lines.extend(rng.choice(cfg.filler) for _ in range(rng.randint(0, cfg.max_filler)))
         docs.append({"source": "world_facts", "name": f"world_facts/{d:06d}",
                      "text": "\n".join(lines) + "\n"})
     return docs
@@ -161,7 +198,8 @@ def load_world(path: Path) -> World:
     data = json.loads(path.read_text())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
-    relations = tuple(RelationSpec(r["name"], r["phrase"], tuple(r["values"]), r["weight"])
+    relations = tuple(RelationSpec(r["name"], r["phrase"], tuple(r["values"]), r["weight"],
+                                   tuple(r["templates"]), tuple(r["cues"]))
                       for r in data["relations"])
     return World(_people(data["people"]), _people(data["made_up"]), relations)
 

@@ -41,7 +41,8 @@ SETTINGS = dict(
     embedding_mlps=(0,), lookup_mlps=(1, 2, 3), read_position="surname", attribute_head="top_dla",
     head_readout="raw",
     reference_head=(16, 20), probe_layers=(0, 2, 5), probe_splits=3,
-    probe_train_fraction=0.8, probe_l2=1e-2, probe_max_iter=50, dtype="float32", seed=0,
+    probe_train_fraction=0.8, probe_l2=1e-2, locus_layer=2, locus_reach_fraction=0.9,
+    probe_max_iter=50, dtype="float32", seed=0,
 )
 
 
@@ -221,6 +222,35 @@ def test_read_at_the_final_token(tiny):
     assert set(m["path_patching"]["pairs"]) == {"1_2", "1_4", "1_5", "2_4", "2_5", "4_5"}
 
 
+def test_attention_knockout_matches_hooked_runs(tiny):
+    """Each knockout predicts what a hand-written run blocking the same scores predicts (labels
+    set to that run's answers: accuracy 1), and blocking moves the logits; with no layer
+    blocked (locus_layer = the last layer: no later layers) it is the clean run."""
+    from replications.fact_finding.locus import attention_knockout, knockout_jobs
+
+    _, model, prompts = tiny
+    L, e = model.cfg.n_layers, prompts.final_pos
+    with torch.no_grad():
+        clean_ans = model(prompts.tokens)[:, e][:, prompts.answer_ids]
+    _, clean = attention_knockout(model, prompts, 2, batch_rows=50)
+    assert clean == pytest.approx(float((clean_ans.argmax(-1) == prompts.labels).float().mean()))
+    keys = {"surname": prompts.last_pos, "first": prompts.first_pos}
+    for name, (where, layers) in knockout_jobs(L, 2).items():
+        def block(scores, hook, key=keys[where]):  # noqa: ANN001
+            scores[:, :, e, key] = float("-inf")
+            return scores
+        hooks = [(f"blocks.{layer}.attn.hook_attn_scores", block) for layer in layers]
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+            ans = model(prompts.tokens)[:, e][:, prompts.answer_ids]
+        assert (ans - clean_ans).abs().max() > 1e-3, name  # the knockout does something
+        relabelled = dataclasses.replace(prompts, labels=ans.argmax(-1))
+        got, _ = attention_knockout(model, relabelled, 2, batch_rows=50)
+        assert got[name] == 1.0, name
+    mine = dataclasses.replace(prompts, labels=clean_ans.argmax(-1))
+    none_late, _ = attention_knockout(model, mine, L - 1, batch_rows=64)
+    assert none_late["surname_late"] == 1.0
+
+
 def test_one_answer_only_skips_patching(tiny, capsys):
     """A small profile's model may know one sport only: patching is NaN, the rest runs."""
     _, model, prompts = tiny
@@ -267,13 +297,13 @@ def test_script_writes_metrics_and_figures(tiny, tmp_path, capsys):
 
     root, _, _ = tiny
     fig = tmp_path / "fig"
-    names = ("patching", "heads", "effective", "probes", "paths")
+    names = ("patching", "heads", "effective", "probes", "paths", "locus")
     common = ["--profile", "smoke", "--model", str(root / "lm"), "--threads", "1",
               *[x for n in names for x in (f"--{n}-figure", str(fig / f"{n}.png"))]]
     script.main([*common, "--facts", str(root / "facts.json"), "--out-dir", str(tmp_path / "c")])
     m = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert {"patching", "attribute_head", "effective", "probes", "path_patching",
-            "prior_context"} <= set(m)
+            "prior_context", "locus"} <= set(m)
     prior = m["prior_context"]
     assert prior["n_prompts"] == m["n_prompts"] and -1 <= prior["same_name_cosine"] <= 1
     assert math.isfinite(m["path_patching"]["kl_over_random"])

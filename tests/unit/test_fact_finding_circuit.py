@@ -13,6 +13,7 @@ from replications.fact_finding import circuit_results as CR
 from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
 from replications.fact_finding.facts import FactPrompts
+from replications.fact_finding.locus import Locus
 from shared import probes
 from shared.config import ConfigError
 from shared.figures import Provenance
@@ -24,7 +25,8 @@ SETTINGS = dict(
     embedding_mlps=(0,), lookup_mlps=(1, 2, 3), read_position="surname", attribute_head="top_dla",
     head_readout="raw",
     reference_head=(16, 20), probe_layers=(0, 1, 2, 3, 4, 5), probe_splits=4,
-    probe_train_fraction=0.8, probe_l2=1e-2, probe_max_iter=100, dtype="float32", seed=0,
+    probe_train_fraction=0.8, probe_l2=1e-2, locus_layer=2, locus_reach_fraction=0.9,
+    probe_max_iter=100, dtype="float32", seed=0,
 )
 
 
@@ -171,8 +173,12 @@ def fabricated_results(s: C.CircuitSettings) -> CR.CircuitResults:
            "effective_head_raw": 0.75, "effective_head_centred": 0.7, "no_lookup_head": 0.4,
            "effective_probe": float(acc["effective_3"].mean()), "effective_probe_std": 0.02,
            "no_lookup_probe": 0.45, "chance": 1 / 3}
-    return CR.CircuitResults(patching, heads, (4, 2), eff, CS.ProbeResults(acc), paths, 40, 3,
-                            0.4, ("a", "b", "c"), {"patching": 1.0})
+    probe = torch.full((2, L + 1, s.probe_splits), 0.4)
+    locus = Locus(probe, torch.full_like(probe, 0.35),
+                  {"surname_all": 0.3, "surname_late": 0.4, "surname_early": 0.9,
+                   "first_all": 0.8, "first_late": 0.95}, 1.0)
+    return CR.CircuitResults(patching, heads, (4, 2), eff, CS.ProbeResults(acc), paths, locus,
+                             40, 3, 0.4, ("a", "b", "c"), {"patching": 1.0})
 
 
 def test_summary_metrics_read_the_results():

@@ -18,6 +18,7 @@ from replications.fact_finding.facts import (
 )
 from replications.fact_finding.world import (
     documents,
+    fact_line,
     load_world,
     make_world,
     save_world,
@@ -75,7 +76,50 @@ def test_made_up_people_never_in_documents(cfg, world):
     for person in world.made_up:
         assert person.name not in text
     assert sum(person.name in text for person in world.people) == len(world.people)
-    assert text.count("Fact: ") > 0.6 * text.count("\n")
+    lines = text.splitlines()
+    facts = [line for line in lines if line not in cfg.filler]
+    assert len(facts) == cfg.n_documents * cfg.lines_per_document
+    # about prefix_share of the fact sentences in the prompt form, the rest templates
+    share = sum(line.startswith("Fact: ") for line in facts) / len(facts)
+    assert abs(share - cfg.prefix_share) < 0.05
+    # 0 to max_filler filler sentences after each fact: about max_filler / 2 on average
+    assert abs((len(lines) - len(facts)) / len(facts) - cfg.max_filler / 2) < 0.1
+
+
+def test_every_form_states_the_fact_and_cues_follow_the_name(cfg, world):
+    sport = world.relation("sport")
+    cue_of = dict(zip(sport.values, sport.cues))
+    text = "".join(d["text"] for d in documents(world, cfg))
+    by_name = {p.name: p for p in world.people}
+    seen_cue = 0
+    for line in text.splitlines():
+        for cue in sport.cues:
+            head = line.split(f" {cue} ", 1)[0]
+            if head in by_name:  # "<first> <surname> <cue> ...": the cue of their own sport
+                assert cue == cue_of[by_name[head].attributes["sport"]], line
+                seen_cue += 1
+    assert seen_cue > 50
+    # each template with a value names the person's own value
+    person = world.people[0]
+    for rel in world.relations:
+        for t in rel.templates:
+            line = fact_line(person, rel, t)
+            assert person.name in line
+            if "<value>" in t:
+                assert person.attributes[rel.name] in line
+            assert "<" not in line
+
+
+def test_bad_templates_are_one_line(cfg):
+    sport = cfg.relations[0]
+    with pytest.raises(ConfigError, match="contain <name>"):
+        dataclasses.replace(sport, templates=("plays <value>.",))
+    with pytest.raises(ConfigError, match="one distinct cue per value"):
+        dataclasses.replace(sport, cues=("a", "a", "b"))
+    with pytest.raises(ConfigError, match="one distinct cue per value"):
+        dataclasses.replace(sport, cues=())
+    with pytest.raises(ConfigError, match="filler"):
+        dataclasses.replace(cfg, filler=())
 
 
 def test_world_round_trip(tmp_path, world):

@@ -7,7 +7,8 @@
 rule ff_circuit:
     """Steps C1-C5: activation patching by layer and position, the attribute head (direct logit
     attribution), the effective model's accuracy, sport probes per layer with the summed-token
-    baseline, and path patching between the lookup MLPs."""
+    baseline, path patching between the lookup MLPs, and the locus (probes at the surname vs
+    the final token per layer, attention knockout from the final token)."""
     input:
         facts=FF_FACTS,
         model=FF_MODEL_INPUT,
@@ -26,6 +27,8 @@ rule ff_circuit:
         probes_pdf=f"{FF_FIG}/sport_probes.pdf",
         paths=figure_output("fact_finding", "mlp_path_patching"),
         paths_pdf=f"{FF_FIG}/mlp_path_patching.pdf",
+        locus=figure_output("fact_finding", "sport_locus"),
+        locus_pdf=f"{FF_FIG}/sport_locus.pdf",
     params:
         profile=PROFILE,
         model=model_arg(FF.model.name),
@@ -54,4 +57,5 @@ rule ff_circuit:
         "--model {params.model} --facts {input.facts} --out-dir {params.out_dir} "
         "--patching-figure {output.patching} --heads-figure {output.heads} "
         "--effective-figure {output.effective} --probes-figure {output.probes} "
-        "--paths-figure {output.paths} --threads {threads} 2>&1 | tee {log}"
+        "--paths-figure {output.paths} --locus-figure {output.locus} "
+        "--threads {threads} 2>&1 | tee {log}"

@@ -3,7 +3,7 @@ layer and path patching between the lookup MLPs (rule ff_circuit).
 
     python -m replications.fact_finding.scripts.circuit --profile P --model M --facts F
         --out-dir DIR --patching-figure A.png --heads-figure B.png --effective-figure C.png
-        --probes-figure D.png --paths-figure E.png [--threads N]
+        --probes-figure D.png --paths-figure E.png --locus-figure F.png [--threads N]
 
 Writes into --out-dir: metrics.json (the `circuit` numbers the claims read), circuit.safetensors
 (the arrays behind the figures) and circuit.json (labels: positions, layers, the head used).
@@ -18,13 +18,14 @@ from replications.fact_finding import circuit_results as CR
 from replications.fact_finding import circuit_steps as CS
 from replications.fact_finding import plots as P
 from replications.fact_finding.facts import context_line, known_prompts
+from replications.fact_finding.plots_locus import plot_locus
 from replications.fact_finding.scripts._common import open_inputs, parser
 from shared.cli import add_paths, fail, log, run, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance
 from shared.io import save_tensors, write_json
 
-FIGURES = ("patching", "heads", "effective", "probes", "paths")
+FIGURES = ("patching", "heads", "effective", "probes", "paths", "locus")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,9 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     P.plot_effective(res, settings, args.effective_figure, prov)
     P.plot_probes(res, settings, args.probes_figure, prov)
     P.plot_paths(res, settings, args.paths_figure, prov)
+    plot_locus(res.locus, settings, res.n_answers, args.locus_figure, prov)
     eff = metrics["effective"]
     log(f"{res.n_prompts} prompts; head L{res.head[0]}H{res.head[1]}; effective "
         f"model {eff['effective_head']:.1%} (head OV), {eff['effective_probe']:.1%} (probe); "
+        f"locus {metrics['locus']['probe']} (shuffled max {metrics['locus']['shuffled_max']:.2f}), "
+        f"knockout {metrics['locus']['knockout']} (clean {metrics['locus']['clean_accuracy']:.2f}); "
         f"parts {res.timings}; {time.perf_counter() - t0:.1f} s")
 
 
