@@ -31,7 +31,7 @@ def test_profiles_load_and_methods_change_only_their_options():
     assert cfg.sae_config(cfg.site("mlp_outputs"), "ghost_rescaled_k2").ghost_all_steps == 100
     assert cfg.sae_config(site, "norm_at_most_one").decoder_norm == "at_most_one"
     paper = C.load("paper")
-    assert paper.sae.batch_size == 4096 and paper.comparisons.close_band == (20.0, 100.0)
+    assert paper.sae["batch_size"] == 4096 and paper.comparisons.close_band == (20.0, 100.0)
     assert paper.site("pythia2p8b_l16_mlp_outputs").hook == "blocks.16.hook_mlp_out"
     assert paper.sae_config(paper.site("gelu1l_mlp_outputs"), "ghost_original_k2").ghost_all_steps == 100_000
 
@@ -39,12 +39,14 @@ def test_profiles_load_and_methods_change_only_their_options():
 def test_bad_methods_and_sites_are_config_errors():
     cfg = C.load("smoke")
     bad = {**cfg.methods, "oops": {"ghost_grad": "original"}}
-    with pytest.raises(ConfigError, match="unknown SAE option"):
+    with pytest.raises(ConfigError, match="methods.oops on site .*unknown key .ghost_grad."):
         sites = (dataclasses.replace(cfg.sites[0], methods=("oops",)), cfg.sites[1])
         dataclasses.replace(cfg, methods=bad, sites=sites)
     with pytest.raises(ConfigError, match="decoder_weight_decay"):
         dataclasses.replace(cfg, methods={**cfg.methods, "norm_at_most_one": {
             "decoder_weight_decay": 1e-3}})
+    with pytest.raises(ConfigError, match="sae.d_sae: set per site"):
+        dataclasses.replace(cfg, sae={**cfg.sae, "d_sae": 64})
     with pytest.raises(ConfigError, match="unknown method"):
         dataclasses.replace(cfg, sites=(dataclasses.replace(cfg.sites[0], methods=("nope",)),
                                         cfg.sites[1]))

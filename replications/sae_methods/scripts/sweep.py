@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     name = site.model or "stand-in-gelu-1l"
     summary = sweep.save_site(args.out_dir, cfg, site, result, name, cfg.data.seq_len)
     write_json(args.timing, {"seconds_per_step": result.seconds_per_step,
-                             "batch_size": cfg.sae.batch_size, "site": site.name})
+                             "batch_size": cfg.sae["batch_size"], "site": site.name})
     for m, v in summary["methods"].items():
         log(f"[sweep:{site.name}] {m}: L0 {[round(x, 1) for x in v['l0']]}, loss recovered "
             f"{[round(x, 3) for x in v['loss_recovered']]}, "
