@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         out = analysis.analyse(cfg, sweeps, norms[cfg.comparisons.improvements_site], ito)
     write_json(args.out, out)
     g, i = out["ghost"], out["ito"]
-    log(f"[analyse] rescaled - original {g['rescaled_vs_original_min']}, ITO matched gain "
+    log(f"rescaled - original {g['rescaled_vs_original_min']}, ITO matched gain "
         f"{i['matched_gain_min']:.3f} -> {args.out}")
 
 

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                                      site.hook, cfg.data.drop_bos, ic)
     write_json(args.out_dir / "ito.json", out)
     save_tensors(args.out_dir / "ito.safetensors", tensors)
-    log(f"[ito] {ito_study.describe(out)} -> {args.out_dir}")
+    log(f"{ito_study.describe(out)} -> {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.timing, {"seconds_per_step": result.seconds_per_step,
                              "batch_size": cfg.sae["batch_size"], "site": site.name})
     for m, v in summary["methods"].items():
-        log(f"[sweep:{site.name}] {m}: L0 {[round(x, 1) for x in v['l0']]}, loss recovered "
+        log(f"{site.name} {m}: L0 {[round(x, 1) for x in v['l0']]}, loss recovered "
             f"{[round(x, 3) for x in v['loss_recovered']]}, "
             f"{result.seconds_per_step[m] * 1e3:.1f} ms/step")
 
