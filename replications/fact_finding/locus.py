@@ -136,10 +136,11 @@ def analyse_locus(
     return Locus(probe, shuffled, knockout, clean_acc)
 
 
-def first_layer_reaching(acc: Float[Tensor, " layer"], level: float) -> int:
-    """The first probe layer (0 = embedding) whose accuracy reaches `level`; -1 if none."""
+def first_layer_reaching(acc: Float[Tensor, " layer"], level: float) -> int | None:
+    """The first probe layer (0 = embedding) whose accuracy reaches `level`; None if none
+    (null in metrics.json, so a claim on it reads as missing, not as a layer)."""
     hit = torch.nonzero(acc >= level).flatten()
-    return int(hit[0]) if len(hit) else -1
+    return int(hit[0]) if len(hit) else None
 
 
 def locus_metrics(loc: Locus, settings: CircuitSettings) -> dict:
@@ -162,7 +163,8 @@ def locus_metrics(loc: Locus, settings: CircuitSettings) -> dict:
         "reach_level": level,
         "surname_reach_layer": reach["surname"], "final_reach_layer": reach["final"],
         "final_lag_layers": (reach["final"] - reach["surname"]
-                             if min(reach.values()) >= 0 else float("nan")),
+                             if reach["final"] is not None and reach["surname"] is not None
+                             else None),
         "clean_accuracy": loc.clean_accuracy,
         "knockout": dict(ko),
         "knockout_surname_late_drop": loc.clean_accuracy - ko["surname_late"],

@@ -80,7 +80,7 @@ def test_knockout_metrics_and_layers():
     assert met["knockout_surname_late_drop"] == pytest.approx(0.6)
     assert met["knockout_late_surname_minus_first"] == pytest.approx(0.55)
     assert met["shuffled_max"] == pytest.approx(0.3)
-    assert first_layer_reaching(torch.tensor([0.1, 0.2]), 0.5) == -1
+    assert first_layer_reaching(torch.tensor([0.1, 0.2]), 0.5) is None
 
 
 def test_locus_figure_renders(tmp_path):
