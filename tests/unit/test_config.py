@@ -113,11 +113,6 @@ def test_fixed_length_tuple():
 
 
 @dataclasses.dataclass(frozen=True)
-class Corpus:
-    seed: int
-
-
-@dataclasses.dataclass(frozen=True)
 class Sae:
     seed: int
     data_seed: int
@@ -134,8 +129,8 @@ class Run:
 @dataclasses.dataclass(frozen=True)
 class Seeded:
     seed: int
-    corpus: Corpus
-    tokenizer: Corpus
+    corpus: dict[str, int]  # the corpus and tokenizer sections keep their seeds
+    tokenizer: dict[str, int]
     runs: dict[str, Run]
 
 

@@ -9,12 +9,33 @@ from typing import Any
 from replications.sae_methods.config import Config, load
 from shared.cli import load_and_setup, log, user_errors
 from shared.config import ConfigError
+from shared.io import load_tensors, read_json
 
 
 def setup(profile: str, threads: int) -> Config:
     """The profile's validated configuration (one-line error); threads. Every stage seeds its
     own generators from its section's seed, so the global seed is fixed at 0."""
     return load_and_setup(load, profile, threads, 0)
+
+
+def add_result_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--sweeps (one folder per site) and --ito, which the analysis and the figures both read."""
+    p.add_argument("--sweeps", type=Path, nargs="+", required=True,
+                   help="each site's sweep folder (sweep.json, norms.safetensors)")
+    p.add_argument("--ito", type=Path, required=True, help="the ITO study's folder (ito.json)")
+    return p
+
+
+def read_results(args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """Site name -> sweep summary, site name -> norm statistics, and the ITO summary."""
+    sweeps, norms = {}, {}
+    with user_errors():
+        for d in args.sweeps:
+            s = read_json(d / "sweep.json")
+            sweeps[s["site"]] = s
+            norms[s["site"]] = load_tensors(d / "norms.safetensors")
+        ito = read_json(args.ito / "ito.json")
+    return sweeps, norms, ito
 
 
 def add_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -8,28 +8,21 @@ Writes every figure of the manifest (writeup.yaml) as PNG + PDF into --figure-di
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from replications.sae_methods import plots
 from replications.sae_methods.config import WRITEUP
-from replications.sae_methods.scripts._common import setup
-from replications.sae_methods.scripts.analyse import read_sweeps
-from shared.cli import parse_and_setup, run, script_parser, user_errors
+from replications.sae_methods.scripts._common import add_result_args, read_results, setup
+from shared.cli import add_paths, parse_and_setup, run, script_parser, user_errors
 from shared.config import config_hash
 from shared.figures import Provenance, save_writeup_figures
 from shared.io import load_tensors, read_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = script_parser(__doc__.splitlines()[0])
-    p.add_argument("--sweeps", type=Path, nargs="+", required=True)
-    p.add_argument("--ito", type=Path, required=True)
-    p.add_argument("--analysis", type=Path, required=True)
-    p.add_argument("--figure-dir", type=Path, required=True)
+    p = add_paths(add_result_args(script_parser(__doc__.splitlines()[0])), "analysis",
+                  "figure_dir")
     args, cfg = parse_and_setup(p, argv, setup)
+    sweeps, norms, ito = read_results(args)
     with user_errors():
-        sweeps, norms = read_sweeps(args.sweeps)
-        ito = read_json(args.ito / "ito.json")
         ito_t = load_tensors(args.ito / "ito.safetensors")
         res = read_json(args.analysis)
     prov = Provenance.make(WRITEUP, args.profile, config_hash(cfg))
