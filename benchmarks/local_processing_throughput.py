@@ -1,6 +1,6 @@
 """Harvesting throughput of the local-processing replication (tokens per second), one run.
 
-Runs `replications.local_processing.experiment.run` (the code the `local_harvest` rule runs: a
+Runs `replications.local_processing.harvest.run` (the code the `local_harvest` rule runs: a
 full-context pass over the prompts that also accumulates the per-layer mean, then every
 truncated context of every sampled token, batched) on a random-weight model of a given
 architecture and random token rows, and reports:
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from replications.local_processing import config as local_config
-from replications.local_processing import experiment
+from replications.local_processing import harvest
 from replications.local_processing.harvest import matmul_precision, sample_positions
 from shared.io import emit_report
 from shared.lm import LMConfig, build_model
@@ -138,13 +138,13 @@ def bench(args: argparse.Namespace, model, rows: torch.Tensor,
     cfgs = {layout: bench_config(args, layout, precision) for layout in args.layouts}
     for cfg in cfgs.values():  # warm-up (untimed)
         warm = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, n_prompts=2))
-        experiment.run(model, rows[:2], warm, "bench", progress=False)
+        harvest.run(model, rows[:2], warm, "bench", progress=False)
     rounds: dict[str, list[dict[str, Any]]] = {layout: [] for layout in args.layouts}
     for i in range(args.rounds):
         order = args.layouts if i % 2 == 0 else list(reversed(args.layouts))
         for layout in order:
             _sync(dev)
-            _, timing = experiment.run(model, rows, cfgs[layout], "bench", progress=False)
+            _, timing = harvest.run(model, rows, cfgs[layout], "bench", progress=False)
             rounds[layout].append(timing.summary() | {"positions": timing.positions})
     return [summarise(args, model, rows, layout, precision, rounds[layout])
             for layout in args.layouts]

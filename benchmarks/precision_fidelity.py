@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from shared import runtime  # noqa: E402
 from shared.io import write_json  # noqa: E402
 from shared.runtime import step_generator  # noqa: E402
-from shared.sae import SAEConfig, SAETrainer, mmcs  # noqa: E402
+from shared.sae import SAEConfig, mmcs  # noqa: E402
+from shared.sae_train import SAETrainer  # noqa: E402
 
 # Tolerances a precision must meet to be the paper default (relative to fp32 unless stated).
 TOLERANCE = {
@@ -109,7 +110,7 @@ def harvest_fidelity(device: torch.device, precisions: list[str], arch: str, n_p
 
     from benchmarks.local_processing_throughput import ARCHS, random_rows
     from replications.local_processing import config as local_config
-    from replications.local_processing import experiment
+    from replications.local_processing import harvest as stage
     from shared.lm import build_model
 
     lm_cfg, vocab = ARCHS[arch]
@@ -129,7 +130,7 @@ def harvest_fidelity(device: torch.device, precisions: list[str], arch: str, n_p
             harvest=dataclasses.replace(base.harvest, precision=prec, device=device.type,
                                         batch_tokens=min(base.harvest.batch_tokens, 16384)))
         run_model = model.to(torch.bfloat16) if prec == "bf16" else model.to(torch.float32)
-        harvest, timing = experiment.run(run_model, rows, cfg, "fidelity", progress=False)
+        harvest, timing = stage.run(run_model, rows, cfg, "fidelity", progress=False)
         cos[prec] = harvest.cos.float()
         out["results"][prec] = {"seconds": timing.summary()["seconds"]}
     model.to(torch.float32)

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.io import write_json  # noqa: E402
 from shared.runtime import cpu_name  # noqa: E402
-from shared.sae import SAEConfig, SAETrainer  # noqa: E402
+from shared.sae import SAEConfig  # noqa: E402
+from shared.sae_train import SAETrainer  # noqa: E402
 
 VARIANTS: dict[str, dict[str, object]] = {
     "plain": {},

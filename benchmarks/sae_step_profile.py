@@ -1,4 +1,4 @@
-"""Profile one `shared.sae.SAETrainer.step`: time per step (wall and process CPU time) and the
+"""Profile one `shared.sae_train.SAETrainer.step`: time per step (wall and process CPU time) and the
 operators that take it (torch.profiler).
 
   python benchmarks/sae_step_profile.py                       # d_in 512, d_sae 4096, batch 1024
@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.sae import SAEConfig, SAETrainer  # noqa: E402
+from shared.sae import SAEConfig  # noqa: E402
+from shared.sae_train import SAETrainer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared.io import emit_report  # noqa: E402
 from shared.runtime import benchmark_head, load_average  # noqa: E402
-from shared.sae import SAEConfig, SAETrainer, tf32_matmuls  # noqa: E402
+from shared.sae import SAEConfig  # noqa: E402
+from shared.sae_train import SAETrainer, tf32_matmuls  # noqa: E402
 from shared.training import train_loop  # noqa: E402
 
 # Dense (no sparsity) peak tensor throughput, FLOP/s, from the vendors' data sheets.

@@ -10,7 +10,7 @@ A directory with
 - `sae_weights.safetensors`: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc [d_sae],
   b_dec [d_in] (exactly the keys SAELens loads with a strict state dict);
 - `cfg.json`'s metadata also holds `training_options` when the trainer's settings are given
-  (`shared.sae.training_options`: L1 coefficient, Adam betas, ghost grads, decoder norm...;
+  (`shared.sae_train.training_options`: L1 coefficient, Adam betas, ghost grads, decoder norm...;
   SAELens keeps unknown metadata keys as attributes);
 - `sparsity.safetensors` (optional): key `sparsity`, log10 of each feature's firing frequency
   (SAELens adds 1e-10 before the log, so dead features read -10).
@@ -36,7 +36,8 @@ from torch import Tensor
 
 from shared.config import check
 from shared.io import BadInput, load_tensors, read_json, save_tensors, write_json
-from shared.sae import SAE, SAEConfig, training_options
+from shared.sae import SAE, SAEConfig
+from shared.sae_train import training_options
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"

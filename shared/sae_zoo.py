@@ -8,7 +8,7 @@ model and hook), which token rows train and evaluate it, and the evaluation's th
 
 Training uses the shared pieces: the shuffled `ActivationBuffer` (refilled with fresh rows when
 half served; the BOS position left out when `drop_bos`, as its residual norm is far larger
-than any other) feeding `shared.sae.train_sae` (untied encoder/decoder, pre-encoder bias,
+than any other) feeding `shared.sae_train.train_sae` (untied encoder/decoder, pre-encoder bias,
 unit-norm decoder rows, L1, resampling), checkpointed with the buffer's state so a killed run
 resumes. Loading takes a user-supplied SAELens directory (`shared.sae_io.load_sae_lens`),
 checked against the model's width and the hook.
@@ -32,7 +32,7 @@ from torch import Tensor
 from shared.activations import ActivationBuffer, BufferConfig
 from shared.config import ConfigError, check, config_hash, to_dict
 from shared.io import BadInput, save_tensors, write_json
-from shared.sae import SAE, SAEConfig, train_sae
+from shared.sae import SAE, SAEConfig
 from shared.sae_eval import SAEEvalConfig, SAEEvaluator
 from shared.sae_io import (
     CFG_FILENAME,
@@ -41,6 +41,7 @@ from shared.sae_io import (
     load_sae_lens,
     save_sae_lens,
 )
+from shared.sae_train import train_sae
 from shared.tokenizer import TokenRows
 
 HISTORY_FILE = "history.json"

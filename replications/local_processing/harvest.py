@@ -19,13 +19,18 @@ tokens per forward, in one of two layouts:
   of position c, so the result is the same; it computes 110 positions per sampled token.
 
 The forward pass stops after the last block (`stop_at_layer`): the unembedding is never run.
+`run(model, rows, cfg, name)` is the whole stage: samples, both passes, the random-pair
+baseline and the token categories, returned as a `Harvest` (timings kept apart, so reruns of the
+saved results are identical).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import einops
 import torch
@@ -33,9 +38,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from replications.local_processing.config import Layout, Precision
+from replications.local_processing.analysis import Harvest
+from replications.local_processing.categories import CATEGORIES, categorise
+from replications.local_processing.config import Config, Layout, Precision
+from replications.local_processing.prompts import bos_of
 from shared.activations import model_device
-from shared.config import check
+from shared.config import check, to_dict
+from shared.lm import is_local_model
 
 
 def resid_hook(layer: int) -> str:
@@ -110,7 +119,7 @@ def padded_truncations(
 def matmul_precision(precision: Precision, device: torch.device) -> Iterator[None]:
     """TF32 tensor-core matmuls inside the block when asked for on CUDA."""
     if precision == "tf32" and device.type == "cuda":
-        from shared.sae import tf32_matmuls
+        from shared.sae_train import tf32_matmuls
 
         with tf32_matmuls(True):
             yield
@@ -252,3 +261,76 @@ def positions_processed(n_prompts: int, prompt_len: int, n_samples: int,
     else:
         trunc = n_samples * len(contexts) * (max(contexts) + 1)
     return {"full": n_prompts * prompt_len, "truncated": trunc}
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    full_s: float
+    truncated_s: float
+    positions: dict[str, int]  # token positions run through the model, per pass
+    n_samples: int
+
+    @property
+    def total_s(self) -> float:
+        return self.full_s + self.truncated_s
+
+    def summary(self) -> dict[str, float]:
+        """Sampled tokens per second (both passes) and model positions per second."""
+        positions = sum(self.positions.values())
+        return {"seconds": self.total_s, "samples_per_s": self.n_samples / self.total_s,
+                "positions_per_s": positions / self.total_s,
+                "full_positions_per_s": self.positions["full"] / self.full_s,
+                "truncated_positions_per_s": self.positions["truncated"] / self.truncated_s}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def decoder(model) -> Any:
+    """Token id -> its string as it appears in text (no clean-up of spaces before '.')."""
+    tok = model.tokenizer
+    if tok is None:
+        return str
+    return lambda i: tok.decode([i], clean_up_tokenization_spaces=False)
+
+
+def run(
+    model, rows: Int[Tensor, "prompts seq"], cfg: Config, model_name: str,
+    progress: bool = True,
+) -> tuple[Harvest, Timing]:
+    """Harvest the centred cosines of every sampled token at every context and layer."""
+    d, h = cfg.data, cfg.harvest
+    bos = bos_of(rows, model.cfg.d_vocab)
+    samples = sample_positions(rows.shape[0], rows.shape[1], d.samples_per_prompt,
+                                 d.min_position, d.seed)
+    dev = model_device(model)
+    with matmul_precision(h.precision, dev):
+        t0 = time.perf_counter()
+        full = full_context_pass(model, rows, samples, h.batch_tokens, progress)
+        _sync(dev)
+        t1 = time.perf_counter()
+        cos = truncated_cosines(model, rows, samples, full, h.contexts, h.layout,
+                                  h.batch_tokens, bos, progress)
+        _sync(dev)
+        t2 = time.perf_counter()
+    baseline = random_pair_baseline(full, samples.per_prompt)
+    prompt, position = samples.prompt, samples.position
+    token = rows[prompt, position].long()
+    category, strings = categorise(token, decoder(model), cfg.categories.common_words)
+    positions = positions_processed(rows.shape[0], rows.shape[1], len(samples), h.contexts,
+                                      h.layout)
+    info = {
+        "model": model_name,
+        "model_label": "Pythia-shaped stand-in" if is_local_model(model_name) else model_name,
+        "n_layers": model.cfg.n_layers, "d_model": model.cfg.d_model,
+        "hook": "blocks.{layer}.hook_resid_post", "bos_id": bos,
+        "n_prompts": rows.shape[0], "prompt_len": rows.shape[1], "n_tokens": len(samples),
+        "n_mean_tokens": full.n_mean_tokens, "positions_processed": positions,
+        "categories": list(CATEGORIES), "harvest": to_dict(h), "data": to_dict(d),
+        "token_strings": {str(k): v for k, v in sorted(strings.items())},
+    }
+    result = Harvest(cos=cos, baseline=baseline, token=token, category=category,
+                     prompt=prompt, position=position, mean_norm=full.mean.norm(dim=-1),
+                     contexts=h.contexts, info=info)
+    return result, Timing(t1 - t0, t2 - t1, positions, len(samples))

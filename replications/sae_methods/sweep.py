@@ -7,7 +7,7 @@
   methods see the same batches (a pure function of the step: resumable bit-identically). The
   `buffer` source is `shared.activations.ActivationBuffer`, one per method (fresh activations,
   as the write-up's training; same seed, so the same batches too).
-- `train_site`: trains each method with `shared.sae.train_sae` (its L1 sweep as instances of one
+- `train_site`: trains each method with `shared.sae_train.train_sae` (its L1 sweep as instances of one
   batched SAE), evaluates each instance with `SAEEvaluator` (loss recovered spliced at the hook,
   L0, dead fraction on the held-out rows), and, for decoders allowed below unit norm, each
   feature's norm and ablation effect. Wall seconds per step are returned separately: timings are
@@ -32,9 +32,10 @@ from replications.sae_methods.config import Config, SiteConfig
 from shared.activations import ActivationBuffer, BufferConfig, harvest
 from shared.config import check, config_hash, to_dict
 from shared.runtime import step_generator
-from shared.sae import SAE, SAEConfig, train_sae
+from shared.sae import SAE, SAEConfig
 from shared.sae_eval import SAEEvalConfig, SAEEvaluator, decode_instance, encode_instance
 from shared.sae_io import SAELensInfo, save_sae_lens
+from shared.sae_train import train_sae
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,8 @@ from replications.toy_models.tms import (
 from shared.config import check
 from shared.io import save_tensors
 from shared.runtime import step_generator
-from shared.sae import SAE, SAEConfig, SampleFn, mmcs, train_sae
+from shared.sae import SAE, SAEConfig, mmcs
+from shared.sae_train import SampleFn, train_sae
 
 # SAE settings fixed to the ARENA reference (not swept here): Adam betas, pre-encoder bias,
 # reconstruction error averaged over d_in and L1 summed over features, averaged over the batch.

@@ -40,7 +40,8 @@ from replications.toy_models.tracr_models import (
     residual_stack,
 )
 from shared.runtime import step_generator
-from shared.sae import SAE, SAEConfig, mmcs, sae_losses, train_sae
+from shared.sae import SAE, SAEConfig, mmcs, sae_losses
+from shared.sae_train import train_sae
 
 
 def residual_dataset(model: Any, info: TracrModelInfo) -> Float[Tensor, "rows d_model"]:

@@ -70,7 +70,7 @@ def test_activation_buffer_matches() -> None:
 
 def test_local_processing_harvest_matches() -> None:
     from replications.local_processing import config as local_config
-    from replications.local_processing import experiment
+    from replications.local_processing import harvest
 
     cpu_model, gpu_model = on_both(PYTHIA_TINY)
     base = local_config.load("smoke")
@@ -80,7 +80,7 @@ def test_local_processing_harvest_matches() -> None:
         cfg = dataclasses.replace(
             base, data=dataclasses.replace(base.data, n_prompts=6, prompt_len=48, min_position=16),
             harvest=dataclasses.replace(base.harvest, device=device))
-        results.append(experiment.run(model, toks, cfg, "parity", progress=False)[0])
+        results.append(harvest.run(model, toks, cfg, "parity", progress=False)[0])
     torch.testing.assert_close(results[1].cos.cpu(), results[0].cos, atol=1e-4, rtol=1e-4)
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from replications.local_processing import config as C
-from replications.local_processing import experiment
+from replications.local_processing import harvest as stage
 from shared import lm, pipeline
 from shared.io import save_tensors
 from tests.conftest import hf_cache_repo, offline_hf_env
@@ -97,7 +97,7 @@ def test_batched_harvest_equals_one_prompt_at_a_time(layout, batch_tokens):
     rows = rows_for(5, 24, 50, seed=1)
     cfg = small_config(layout, batch_tokens)
     ref, mean = reference(model, rows, cfg)
-    h, timing = experiment.run(model, rows, cfg, "tiny", progress=False)
+    h, timing = stage.run(model, rows, cfg, "tiny", progress=False)
     assert h.cos.shape == (15, 3, 6)
     assert torch.allclose(h.cos.double(), ref, atol=2e-5), (h.cos.double() - ref).abs().max()
     assert torch.allclose(h.mean_norm, mean.norm(dim=-1), rtol=1e-5)
@@ -164,7 +164,7 @@ def test_scripts_on_a_tiny_stand_in(tmp_path):
 
 PAPER_CODE = """
 import dataclasses, json, sys, torch
-from replications.local_processing import config as C, experiment, prompts
+from replications.local_processing import config as C, harvest, prompts
 from shared.lm import load_model
 torch.set_num_threads(1)
 cfg = C.load("paper")
@@ -174,7 +174,7 @@ cfg = dataclasses.replace(
     harvest=dataclasses.replace(cfg.harvest, device="cpu", batch_tokens=256))
 model = load_model("EleutherAI/pythia-2.8b", "cpu")
 rows = prompts.paper_prompts(cfg.data, model.tokenizer)
-h, _ = experiment.run(model, rows, cfg, "EleutherAI/pythia-2.8b", progress=False)
+h, _ = harvest.run(model, rows, cfg, "EleutherAI/pythia-2.8b", progress=False)
 print(json.dumps({"shape": list(h.cos.shape), "finite": bool(torch.isfinite(h.cos).all()),
                   "bos": h.info["bos_id"], "label": h.info["model_label"],
                   "cats": sorted(set(h.category.tolist())), "rows": list(rows.shape)}))

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from replications.monosemanticity import config as mono_config
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from shared import lm, pipeline
 from shared.io import load_tensors, read_json, save_tensors
-from shared.sae import SAETrainer
+from shared.sae_train import SAETrainer
 from tests.conftest import config_copy, crash_at_step, gelu_1l_in_hub, offline_hf_env
 
 FIGURES = pipeline.figures("monosemanticity")
@@ -96,7 +96,7 @@ def test_smoke_scripts_on_a_tiny_stand_in(stand_in, capsys):
     assert resample_steps  # the smoke profile resamples at least once
     for run in ("main", "seed2", "orth"):
         for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
-                     runs.FREQUENCY_FILE, "history.json", "eval.json"):
+                     training.FREQUENCY_FILE, "history.json", "eval.json"):
             assert (root / run / name).is_file(), (run, name)
         metrics = read_json(root / run / "eval.json")
         assert 0 <= metrics["dead_fraction"] <= 1 and metrics["l0"] > 0
@@ -159,15 +159,15 @@ def test_orthogonal_run_resumes_after_a_crash(stand_in, tmp_path, monkeypatch):
 
     torch.set_num_threads(1)
     cfg = dataclasses.replace(SMOKE, train=dataclasses.replace(SMOKE.train, checkpoint_every=40))
-    model = runs.load_lm(stand_in["lm"], "cpu")
-    tokens = runs.load_token_rows(stand_in["tokens"], cfg)
+    model = training.load_lm(stand_in["lm"], "cpu")
+    tokens = training.load_token_rows(stand_in["tokens"], cfg)
     u = torch.nn.functional.normalize(torch.randn(cfg.sae.d_in), dim=0)
 
     def project(sae) -> None:
         orthogonalise_(sae, u)
 
     def train(ckpt):
-        return runs.train_run(cfg, cfg.sae, model, tokens, ckpt, {"t": 1}, "test",
+        return training.train_run(cfg, cfg.sae, model, tokens, ckpt, {"t": 1}, "test",
                               after_step=project)
 
     ref = train(None)
@@ -189,14 +189,14 @@ def test_paper_rows_are_cut_with_bos_and_shuffled(tmp_path):
 
     rows = torch.arange(6 * 16).reshape(6, 16)
     datasets.Dataset.from_dict({"tokens": rows.tolist()}).save_to_disk(str(tmp_path / "ds"))
-    out = runs.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=0, seed=0)
+    out = training.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=0, seed=0)
     assert out.shape == (24, 4) and out.dtype == torch.int32
     assert (out[:, 0] == 7).all()
     expected = rows.reshape(-1, 4)[:, 1:]
     got = sorted(map(tuple, out[:, 1:].tolist()))
     assert got == sorted(map(tuple, expected.tolist()))
     assert not torch.equal(out[:, 1:], expected.int())  # shuffled
-    again = runs.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=3, seed=0)
+    again = training.paper_token_rows(str(tmp_path / "ds"), 16, 4, bos_id=7, n_rows=3, seed=0)
     assert again.shape == (12, 4)
 
 

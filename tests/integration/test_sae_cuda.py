@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from shared.runtime import step_generator
-from shared.sae import SAEConfig, SAETrainer
+from shared.sae import SAEConfig
+from shared.sae_train import SAETrainer
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -5,7 +5,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from shared.activations import harvest
-from shared.sae import SAE, SAEConfig, train_sae
+from shared.sae import SAE, SAEConfig
 from shared.sae_eval import (
     SAEEvalConfig,
     SAEEvaluator,
@@ -13,6 +13,7 @@ from shared.sae_eval import (
     feature_frequencies,
     loss_recovered,
 )
+from shared.sae_train import train_sae
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,9 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from shared.activations import ActivationBuffer, BufferConfig
-from shared.sae import SAEConfig, SAETrainer, train_sae
+from shared.sae import SAEConfig
 from shared.sae_eval import SAEEvalConfig, SAEEvaluator
+from shared.sae_train import SAETrainer, train_sae
 from tests.conftest import crash_at_step
 
 pytestmark = pytest.mark.integration

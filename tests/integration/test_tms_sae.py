@@ -17,7 +17,7 @@ from replications.toy_models.sae_tms import (
     represented_directions,
     train_source_tms,
 )
-from shared.sae import SAETrainer, train_sae
+from shared.sae_train import SAETrainer, train_sae
 from shared.training import train_loop
 
 pytestmark = pytest.mark.integration

@@ -52,7 +52,7 @@ def test_no_module_draws_across_devices() -> None:
 
 
 def test_the_check_catches_the_cuda_resampling_bug(tmp_path: Path) -> None:
-    # The pre-fix shape of shared/sae.py's resampling, and a factory naming both devices.
+    # The pre-fix shape of the SAE trainer's resampling, and a factory naming both devices.
     src = tmp_path / "old.py"
     src.write_text("def f(w, gen, weights):\n"
                    "    w.uniform_(-1, 1, generator=gen)\n"

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from shared.sae import SAE, SAEConfig, SAETrainer, _instances_first, _sae_grads, sae_losses
+from shared.sae import SAE, SAEConfig, sae_losses
+from shared.sae_train import SAETrainer, _instances_first, _sae_grads
 
 pytestmark = pytest.mark.unit
 
@@ -69,7 +70,7 @@ def test_bf16_step_tracks_fp32_and_tf32_needs_cuda():
 
 
 def test_tf32_switch_is_scoped_to_the_step():
-    from shared.sae import _matmul_precision
+    from shared.sae_train import _matmul_precision
 
     matmul = torch.backends.cuda.matmul
     attr = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"

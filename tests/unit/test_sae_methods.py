@@ -8,17 +8,9 @@ import pytest
 import torch
 
 from shared.config import ConfigError
-from shared.sae import (
-    SAE,
-    GhostSpec,
-    SAEConfig,
-    SAETrainer,
-    _instances_first,
-    _sae_grads,
-    sae_losses,
-    training_options,
-)
+from shared.sae import SAE, SAEConfig, sae_losses
 from shared.sae_io import SAELensInfo, load_sae_lens, save_sae_lens
+from shared.sae_train import GhostSpec, SAETrainer, _instances_first, _sae_grads, training_options
 
 pytestmark = pytest.mark.unit
 

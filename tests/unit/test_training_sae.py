@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from shared.runtime import step_generator
-from shared.sae import SAE, SAEConfig, SAETrainer, mmcs, sae_losses, train_sae
+from shared.sae import SAE, SAEConfig, mmcs, sae_losses
+from shared.sae_train import SAETrainer, train_sae
 from tests.conftest import crash_at_step
 
 pytestmark = pytest.mark.unit

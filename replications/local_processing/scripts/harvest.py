@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from replications.local_processing import experiment, prompts
+from replications.local_processing import harvest, prompts
 from replications.local_processing.scripts._common import setup
 from shared.cli import add_paths, log, parse_and_setup, run, script_parser, user_errors
 from shared.config import ConfigError
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         model = model.to(torch.bfloat16)
     log(f"{args.model}: {describe_model(model)}; {rows.shape[0]} prompts x "
         f"{rows.shape[1]} tokens")
-    result, timing = experiment.run(model, rows, cfg, str(args.model))
+    result, timing = harvest.run(model, rows, cfg, str(args.model))
     result.save(args.out_dir)
     t = timing.summary()
     log(f"{len(result.token)} tokens x {len(result.contexts)} contexts x "

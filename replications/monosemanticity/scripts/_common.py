@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.config import Config, load
 from shared.cli import load_and_setup, parse_and_setup, script_parser, user_errors
 
@@ -27,11 +27,11 @@ def setup(profile: str, threads: int, seed: int = 0) -> Config:
 
 
 def open_inputs(p: argparse.ArgumentParser, argv: list[str] | None,
-                ) -> tuple[argparse.Namespace, Config, Any, runs.Tokens]:
+                ) -> tuple[argparse.Namespace, Config, Any, training.Tokens]:
     """Every model script's start: the arguments, the profile's configuration (seeds, threads),
     the LM and its token rows (user errors: one line)."""
     args, cfg = parse_and_setup(p, argv, setup)
     with user_errors():
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
+        model = training.load_lm(args.model, cfg.model.device)
+        tokens = training.load_token_rows(args.tokens, cfg)
     return args, cfg, model, tokens

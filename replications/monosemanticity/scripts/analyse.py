@@ -21,7 +21,7 @@ import torch
 from replications.monosemanticity import analysis as A
 from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.scripts._common import parser, setup
 from shared.cli import add_paths, log, parse_and_setup, run, user_errors
 from shared.io import load_tensors, read_json, save_tensors, write_json
@@ -30,7 +30,7 @@ from shared.sae_io import load_sae_lens
 
 def load_sae(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:
     sae, _, _ = load_sae_lens(sae_dir)
-    freq, n_tokens = runs.load_frequency(sae_dir)
+    freq, n_tokens = training.load_frequency(sae_dir)
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     settings, thr = cfg.analysis, cfg.analysis.ultra_low_threshold
     with user_errors():
-        model = runs.load_lm(args.model, cfg.model.device)
-        tokens = runs.load_token_rows(args.tokens, cfg)
+        model = training.load_lm(args.model, cfg.model.device)
+        tokens = training.load_token_rows(args.tokens, cfg)
         weights, freq = load_sae(args.sae, thr)
         weights2, freq2 = load_sae(args.seed2, thr)
         weights_o, freq_o = load_sae(args.orthogonal, thr)
-        old_direction = load_tensors(args.orthogonal / runs.DIRECTION_FILE)["direction"]
+        old_direction = load_tensors(args.orthogonal / training.DIRECTION_FILE)["direction"]
         direction_info = read_json(args.orthogonal / "direction.json")
     layer = int(cfg.model.hook_name.split(".")[1])
     W_out = model.blocks[layer].mlp.W_out.detach().cpu().float()  # [d_mlp, d_model]

@@ -20,7 +20,7 @@ from replications.monosemanticity import analysis as A
 from replications.monosemanticity import analysis_results as AR
 from replications.monosemanticity import case_studies as C
 from replications.monosemanticity import plots as P
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.scripts._common import parser, setup
 from shared import pipeline
 from shared.cli import add_paths, log, parse_and_setup, run
@@ -35,7 +35,7 @@ FIGURES = pipeline.figures("monosemanticity")  # from the manifest, writeup.yaml
 
 def load(sae_dir: Path, threshold: float) -> tuple[A.SAEWeights, A.FrequencySummary]:
     sae, _, _ = load_sae_lens(sae_dir)
-    freq, n_tokens = runs.load_frequency(sae_dir)
+    freq, n_tokens = training.load_frequency(sae_dir)
     return A.SAEWeights.from_sae(sae, 0), A.frequency_summary(freq, n_tokens, threshold)
 
 
@@ -64,7 +64,7 @@ def dead_cosines(weights: A.SAEWeights, freq: A.FrequencySummary,
 
 
 def resample_steps(sae: SAEConfig) -> list[int]:
-    """Optimiser steps after which resampling was due (as `shared.sae.SAETrainer`)."""
+    """Optimiser steps after which resampling was due (as `shared.sae_train.SAETrainer`)."""
     if sae.resample == "none":
         return []
     return [s for s in range(sae.resample_every, sae.n_steps, sae.resample_every)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     weights2, freq2 = load(args.seed2, thr)
     weights_o, freq_o = load(args.orthogonal, thr)
     W_out = load_tensors(args.analysis / "model.safetensors")["W_out"]
-    direction = load_tensors(args.orthogonal / runs.DIRECTION_FILE)["direction"]
+    direction = load_tensors(args.orthogonal / training.DIRECTION_FILE)["direction"]
     metrics = read_json(args.analysis / "metrics.json")
     seed_cos = metrics.get("seed_mean_cosine")
     seed_cos = math.nan if seed_cos is None else float(seed_cos)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         "sae_training": lambda: P.plot_sae_training(
             histories, thr,
             cfg.model.train_eval_rows * (cfg.model.seq_len - int(cfg.buffer.drop_bos)),
-            cfg.figures.freq_hist_bin, runs.LOG_FREQ_MIN, resample_steps(cfg.sae)),
+            cfg.figures.freq_hist_bin, training.LOG_FREQ_MIN, resample_steps(cfg.sae)),
     }
     missing = sorted(set(FIGURES) - set(figs) - {"lm_loss"})
     assert not missing, f"figures registered but not drawn here: {missing}"

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.scripts._common import parser, setup
 from shared.cli import add_paths, fail, log, parse_and_setup, run, user_errors
 from shared.config import ConfigError
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     if m.source != "pretrained":
         fail(ConfigError(f"profile {args.profile}: model.source is {m.source}, not pretrained"))
     t0 = time.perf_counter()
-    tokenizer = runs.load_lm(m.name, "cpu").tokenizer
+    tokenizer = training.load_lm(m.name, "cpu").tokenizer
     bos = tokenizer.bos_token_id
     if bos is None:
         fail(ConfigError(f"{m.name}: its tokenizer has no BOS token to put first in each row"))
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     # Data-set rows needed (0 = all): held-out + training rows, rounded up.
     n_rows = 0 if m.train_rows == 0 else -(-(m.eval_rows + m.train_rows) // per_row)
     with user_errors():
-        rows = runs.paper_token_rows(m.dataset, m.dataset_row_len, m.seq_len, bos, n_rows,
+        rows = training.paper_token_rows(m.dataset, m.dataset_row_len, m.seq_len, bos, n_rows,
                                      m.data_seed)
     if rows.shape[0] <= m.eval_rows:
         fail(ConfigError(f"{m.dataset}: {rows.shape[0]} rows, model.eval_rows wants more"))

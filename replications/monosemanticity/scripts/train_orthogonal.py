@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.analysis import orthogonalise_
 from replications.monosemanticity.scripts._common import open_inputs, parser
 from shared.cli import add_paths, log, run, user_errors
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg, model, tokens = open_inputs(p, argv)
     with user_errors():
         first, _, _ = load_sae_lens(args.source)
-        freq, _ = runs.load_frequency(args.source)
-    direction = runs.ultra_low_direction(first, freq, cfg)
+        freq, _ = training.load_frequency(args.source)
+    direction = training.ultra_low_direction(first, freq, cfg)
     device = next(model.parameters()).device
     u = direction.vector.to(device)
 
@@ -41,17 +41,17 @@ def main(argv: list[str] | None = None) -> None:
         orthogonalise_(sae, u)
 
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    result = runs.train_run(
+    result = training.train_run(
         cfg, cfg.sae, model, tokens, args.checkpoint_dir / "sae_orthogonal.safetensors",
         {"run": "orthogonal", "direction": direction.vector.tolist()},
         desc="mono sae orthogonal", after_step=project,
     )
-    metrics, freq_new, n_tokens = runs.final_evaluation(cfg, model, tokens, result.sae)
+    metrics, freq_new, n_tokens = training.final_evaluation(cfg, model, tokens, result.sae)
     enc = result.sae.W_enc[0].detach().cpu().T
     cos = (enc @ direction.vector) / enc.norm(dim=-1).clamp_min(1e-12)
     metrics["max_abs_enc_cos_with_direction"] = float(cos.abs().max())
-    runs.save_run(args.out_dir, cfg, result.sae, freq_new, n_tokens)
-    save_tensors(args.out_dir / runs.DIRECTION_FILE, {"direction": direction.vector})
+    training.save_run(args.out_dir, cfg, result.sae, freq_new, n_tokens)
+    save_tensors(args.out_dir / training.DIRECTION_FILE, {"direction": direction.vector})
     write_json(args.out_dir / "direction.json",
                {"from_ultra_low": direction.from_ultra_low, "n_features": direction.n_features,
                 "rule": ("unit mean encoder vector of the first SAE's ultra-low features"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from replications.monosemanticity import runs
+from replications.monosemanticity import training
 from replications.monosemanticity.scripts._common import open_inputs, parser
 from shared.cli import add_paths, log, run
 from shared.io import write_json
@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     sae_cfg = cfg.sae if args.run == "main" else dataclasses.replace(
         cfg.sae, seed=cfg.second_seed.seed)
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    result = runs.train_run(cfg, sae_cfg, model, tokens,
+    result = training.train_run(cfg, sae_cfg, model, tokens,
                             args.checkpoint_dir / f"sae_{args.run}.safetensors",
                             {"run": args.run}, desc=f"mono sae {args.run}")
-    metrics, freq, n_tokens = runs.final_evaluation(cfg, model, tokens, result.sae)
-    runs.save_run(args.out_dir, cfg, result.sae, freq, n_tokens)
+    metrics, freq, n_tokens = training.final_evaluation(cfg, model, tokens, result.sae)
+    training.save_run(args.out_dir, cfg, result.sae, freq, n_tokens)
     write_json(args.out_dir / "history.json",
                {"history": result.history, "run": args.run, "seed": sae_cfg.seed,
                 "tokens_per_step": sae_cfg.batch_size})

@@ -13,8 +13,8 @@ at least `analysis.profile_min_count` times.
 
 from __future__ import annotations
 
-from replications.steering import experiments as E
 from replications.steering import features as F
+from replications.steering import vectors as E
 from replications.steering.scripts._common import open_inputs, parser
 from shared.activations import model_device
 from shared.cli import add_paths, log, run, user_errors

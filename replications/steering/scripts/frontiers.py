@@ -14,8 +14,8 @@ out, that a point of A weakly dominates) and `dominates` (the same, B over A).
 from __future__ import annotations
 
 from replications.steering.evaluation import dominated_share, frontier_gap, pareto_front
-from replications.steering.experiments import UNSTEERED
 from replications.steering.scripts._common import parser, setup
+from replications.steering.vectors import UNSTEERED
 from shared.cli import add_paths, log, parse_and_setup, run
 from shared.io import read_json, write_json
 

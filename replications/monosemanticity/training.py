@@ -34,9 +34,10 @@ from replications.monosemanticity.config import Config
 from shared.activations import ActivationBuffer, BufferConfig
 from shared.config import check, config_hash, to_dict
 from shared.io import load_tensors, save_tensors
-from shared.sae import SAE, SAEConfig, SAETrainer
+from shared.sae import SAE, SAEConfig
 from shared.sae_eval import SAEEvalConfig, SAEEvaluator, feature_frequencies
 from shared.sae_io import SAELensInfo, save_sae_lens
+from shared.sae_train import SAETrainer
 from shared.training import train_loop
 
 FREQUENCY_FILE = "frequency.safetensors"  # raw frequencies + the token count (beside SAELens's)
