@@ -50,10 +50,17 @@ def encode_instance(
     sae: SAE, x: Float[Tensor, "n d_in"], inst: int
 ) -> Float[Tensor, "n d_sae"]:
     """Feature activations of one SAE instance."""
+    return torch.relu(pre_activations(sae, x, inst))
+
+
+def pre_activations(
+    sae: SAE, x: Float[Tensor, "n d_in"], inst: int
+) -> Float[Tensor, "n d_sae"]:
+    """Encoder pre-activations of one SAE instance (a feature fires where this is > 0)."""
     x = x.to(sae.W_enc.dtype)
     if sae.pre_encoder_bias:
         x = x - sae.b_dec[inst]
-    return torch.relu(torch.addmm(sae.b_enc[inst], x, sae.W_enc[inst]))
+    return torch.addmm(sae.b_enc[inst], x, sae.W_enc[inst])
 
 
 def decode_instance(
@@ -90,7 +97,9 @@ def feature_frequencies(
         x = harvest(model, tokens[start:start + batch_rows], hook_name, batch_rows, drop_bos)
         x = x.to(sae.W_enc.device)
         for inst in range(sae.n_instances):
-            counts[inst] += torch.sign(encode_instance(sae, x, inst)).sum(0)
+            # relu(v) > 0 exactly where v > 0: counting there skips the relu and sign passes
+            # over [rows, d_sae] and gives the same counts (float32 sums of ones are exact).
+            counts[inst] += (pre_activations(sae, x, inst) > 0).sum(0)
         n_tokens += x.shape[0]
     return counts / n_tokens
 
