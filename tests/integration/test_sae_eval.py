@@ -112,6 +112,14 @@ def test_frequencies_dead_and_ultra_low(model, tokens, evaluator):
     freq = feature_frequencies(model, sae, tokens, HOOK, batch_rows=4, drop_bos=True)
     torch.testing.assert_close(result["frequency"], freq)
     assert (freq[:, :4] == 0).all()
+    # Against the definition, from the SAE's own forward (einsum, not the counting's addmm):
+    # the share of tokens with a positive activation. Rounding near 0 may flip one token.
+    acts = harvest(model, tokens, HOOK, batch_rows=4, drop_bos=True)
+    with torch.no_grad():
+        _, f = sae(acts[:, None].expand(-1, sae.n_instances, -1))
+    assert 0 < freq[:, 4:].mean() < 1
+    torch.testing.assert_close(freq, (f > 0).float().mean(0),
+                               rtol=0, atol=1.5 / acts.shape[0])
     dead, ultra = dead_and_ultra_low(freq, 1e-2)
     torch.testing.assert_close(result["dead_frac"], dead)
     l0 = (freq.sum(-1)).float()
