@@ -159,3 +159,38 @@ class FrontSteering:
         if self.once:
             self.armed = False
         return resid
+
+
+@torch.no_grad()
+def cue_patching(
+    model: Any, pair: PromptPair, prompt_ids: Sequence[int]
+) -> Float[Tensor, " n_layers"]:
+    """At which depth does the rest of the text read the topic off the cue positions?
+
+    The two ActAdd prompts, each followed by the steered prompt (without its BOS), are run;
+    for every layer L the residual stream at the cue positions (0 .. n-1) of the negative run
+    is replaced at `blocks.L.hook_resid_pre` by the positive run's. Returns, per layer, the
+    share of the final position's positive-minus-negative log-probability difference that the
+    patch recovers (projection on the full difference: 1 = all of it, 0 = none). Where it
+    drops to 0 at layer L, everything the cue positions contribute has been read from them
+    in layers < L, so a vector added there (ActAdd adds at the cue positions) cannot act.
+    """
+    tail = torch.as_tensor(list(prompt_ids[1:]), dtype=pair.positive.dtype)
+    pos, neg = torch.cat([pair.positive, tail]), torch.cat([pair.negative, tail])
+    n, n_layers = pair.length, model.cfg.n_layers
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
+    logits, cache = model.run_with_cache(torch.stack([pos, neg]), names_filter=names.__contains__)
+    logp_pos, logp_neg = logits[:, -1].double().log_softmax(-1)
+    full = logp_pos - logp_neg  # [vocab]
+
+    def patch(layer: int):  # noqa: ANN202 (a TransformerLens hook)
+        def hook(resid: Tensor, hook: Any) -> Tensor:
+            resid[layer, :n] = cache[names[layer]][0, :n]
+            return resid
+        return hook
+
+    # Row L of one batch carries the patch at layer L only.
+    patched = model.run_with_hooks(neg.expand(n_layers, -1),
+                                   fwd_hooks=[(names[i], patch(i)) for i in range(n_layers)])
+    d = patched[:, -1].double().log_softmax(-1) - logp_neg  # [n_layers, vocab]
+    return (d @ full / (full @ full)).float()

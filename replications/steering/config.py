@@ -183,11 +183,20 @@ class LayerSweepConfig:
 
     layers: tuple[int, ...]
     n_seeds: int  # completions per (experiment, layer), plus as many unsteered
+    writeup_layer: int  # the write-up steers GPT-2 XL at layer 20 ...
+    writeup_n_layers: int  # ... of 48: the relative depth compared across models
 
     def __post_init__(self) -> None:
         check(len(self.layers) >= 1 and all(b > a for a, b in zip(self.layers, self.layers[1:]))
               and self.layers[0] >= 0, "layer_sweep.layers must be increasing, non-negative")
         check(self.n_seeds >= 1, "layer_sweep.n_seeds must be positive")
+        check(0 <= self.writeup_layer < self.writeup_n_layers,
+              "layer_sweep.writeup_layer must be below writeup_n_layers")
+
+    def writeup_depth_layer(self, n_layers: int) -> int:
+        """The swept layer nearest the write-up's relative depth in an `n_layers` model."""
+        depth = self.writeup_layer / self.writeup_n_layers * n_layers
+        return min(self.layers, key=lambda layer: (abs(layer - depth), layer))
 
 
 @dataclasses.dataclass(frozen=True)

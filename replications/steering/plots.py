@@ -99,26 +99,37 @@ def wedding_pareto(front: dict[str, Any], png: Path, prov: Provenance) -> None:
     save_figure(fig, png, prov)
 
 
-def steering_by_layer(sweep: dict[str, Any], depth_fraction: float, png: Path,
-                      prov: Provenance) -> None:
-    """P(success) of both ActAdd vectors added at each layer, against unsteered."""
+def steering_by_layer(sweep: dict[str, Any], png: Path, prov: Provenance) -> None:
+    """P(success) of both ActAdd vectors added at each layer, against unsteered; beside it, the
+    share of the cue's effect that patching the cue positions at each layer recovers."""
     apply_style()
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.6))
     layers = sweep["layers"]
-    for (name, label), color in zip((("anger", "anger ('Anger' - 'Calm')"),
-                                     ("weddings", "weddings")), (PALETTE[1], PALETTE[0])):
+    experiments = (("anger", "anger ('Anger' - 'Calm')"), ("weddings", "weddings"))
+    for (name, label), color in zip(experiments, (PALETTE[1], PALETTE[0])):
         r = sweep[name]
         ax.plot(layers, r["p_success"], marker="o", color=color,
                 label=f"{label}, coefficient {r['coeff']:g}")
         ax.axhline(r["unsteered"], color=color, linestyle=":", linewidth=1)
-    ax.axvline(sweep["steered_layer"], color="black", linewidth=1, label="layer steered here")
-    ax.axvline(depth_fraction * sweep["n_layers"], color="grey", linestyle="--", linewidth=1,
-               label=f"GPT-2 XL's depth (20/48 x {sweep['n_layers']})")
-    ax.set_xlabel("layer (vector added to hook_resid_pre)")
+        recovered = r["cue_patch_recovered"]
+        bx.plot(range(len(recovered)), recovered, marker="o", color=color, label=label)
+    for a in (ax, bx):
+        a.axvline(sweep["steered_layer"], color="black", linewidth=1, label="layer steered here")
+        a.axvline(sweep["writeup_depth"] * sweep["n_layers"], color="grey", linestyle="--",
+                  linewidth=1, label=f"the write-up's depth ({sweep['writeup_depth']:.2f} x "
+                  f"{sweep['n_layers']} layers)")
+        a.set_xlabel("layer (hook_resid_pre)")
+        a.set_xticks(range(sweep["n_layers"]))
     ax.set_ylabel("P(successful rollout)")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("ActAdd vectors at each layer (dotted: unsteered)")
+    ax.set_title("ActAdd vectors added at each layer (dotted: unsteered)", fontsize=9)
     ax.legend(fontsize=7)
+    bx.axhline(0, color="grey", linewidth=0.5)
+    bx.set_ylabel("share of the cue's effect recovered")
+    bx.set_title("Positive prompt's residual patched into the negative's\n"
+                 "at the cue positions only (final-position log-probs)", fontsize=9)
+    bx.legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, png, prov)
 
 

@@ -82,6 +82,23 @@ def test_actadd_vector_is_the_activation_difference(model):
     assert vec.vector.shape == (4, 16)
 
 
+def test_cue_patching_finds_the_layer_that_reads_the_cue(model):
+    """With attention (the only route between positions) left in one layer, patching the cue
+    positions recovers all of the cue's effect at every layer up to that one and none after."""
+    import copy
+
+    pair = actadd.pad_pair([0, 5, 6], [0, 7, 8, 9], pad_id=4)
+    prompt = [0, 11, 12, 13]
+    full = actadd.cue_patching(model, pair, prompt)
+    assert full.shape == (2,) and abs(float(full[0]) - 1) < 1e-6
+    for silent, want in ((1, [1.0, 0.0]), (0, [1.0, 1.0])):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            m.blocks[silent].attn.W_O.zero_()
+        got = actadd.cue_patching(m, pair, prompt)
+        assert torch.allclose(got, torch.tensor(want), atol=1e-5), (silent, got)
+
+
 # ----------------------------------------------------------------------------- the hook
 
 def test_norm_profile_spread_and_padding():

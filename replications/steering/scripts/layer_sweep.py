@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from replications.steering.actadd import actadd_vector, encode, make_pair
+from replications.steering.actadd import actadd_vector, cue_patching, encode, make_pair
 from replications.steering.config import VOCAB_DIR
 from replications.steering.evaluation import load_vocab, matched_words
 from replications.steering.sampling import Sampler, completion_texts, generate_multi, seed_uniforms
@@ -23,6 +23,10 @@ from replications.steering.scripts._common import open_inputs, parser
 from shared.cli import add_paths, log, run, user_errors
 from shared.config import ConfigError
 from shared.io import write_json
+
+
+def _fmt(xs: list[float]) -> str:
+    return "[" + ", ".join(f"{x:.2f}" for x in xs) + "]"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,8 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     s, n = cfg.sampling, cfg.layer_sweep.n_seeds
     sampler = Sampler(s.temperature, s.top_p, s.freq_penalty, s.candidates)
     tok, eos = model.tokenizer, model.tokenizer.eos_token_id
+    sw = cfg.layer_sweep
+    at_depth = sw.writeup_depth_layer(model.cfg.n_layers)
     out: dict = {"layers": list(layers), "steered_layer": cfg.model.layer,
-                 "n_layers": model.cfg.n_layers, "n_seeds": n}
+                 "n_layers": model.cfg.n_layers, "n_seeds": n,
+                 "writeup_depth": sw.writeup_layer / sw.writeup_n_layers,
+                 "writeup_depth_layer": at_depth}
     t0 = time.perf_counter()
     for name, e in (("anger", cfg.anger), ("weddings", cfg.weddings)):
         pair = make_pair(tok, e.positive, e.negative)
@@ -53,14 +61,19 @@ def main(argv: list[str] | None = None) -> None:
         vocab = load_vocab(VOCAB_DIR / e.vocab)
         hits = [bool(matched_words(t, vocab)) for t in completion_texts(tok, gen.tokens, eos)]
         p_group = [sum(hits[g * n:(g + 1) * n]) / n for g in range(groups)]
+        recovered = cue_patching(model, pair, encode(tok, e.prompt))
         out[name] = {"coeff": e.coeff, "unsteered": p_group[0], "p_success": p_group[1:],
                      "gain": [x - p_group[0] for x in p_group[1:]],
                      "gain_at_steered_layer": p_group[1 + layers.index(cfg.model.layer)]
-                     - p_group[0]}
+                     - p_group[0],
+                     "gain_at_writeup_depth": p_group[1 + layers.index(at_depth)] - p_group[0],
+                     "cue_patch_recovered": recovered.tolist()}
     write_json(args.out, out)
     log(f"layers {list(layers)}: anger P {out['anger']['p_success']} "
         f"(unsteered {out['anger']['unsteered']:.2f}), weddings P "
-        f"{out['weddings']['p_success']} (unsteered {out['weddings']['unsteered']:.2f}), "
+        f"{out['weddings']['p_success']} (unsteered {out['weddings']['unsteered']:.2f}); "
+        f"cue patching recovers, by layer: anger {_fmt(out['anger']['cue_patch_recovered'])}, "
+        f"weddings {_fmt(out['weddings']['cue_patch_recovered'])}, "
         f"{time.perf_counter() - t0:.1f} s -> {args.out}")
 
 

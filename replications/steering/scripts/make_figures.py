@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     out = {name: args.figure_dir / f"{name}.png" for name in FIGURES}
     fc = cfg.figures
 
-    plots.steering_by_layer(read_json(args.sweep), 20 / 48, out["steering_by_layer"], prov)
+    plots.steering_by_layer(read_json(args.sweep), out["steering_by_layer"], prov)
     plots.anger_decomposition(analysis, out["anger_decomposition"], prov)
     plots.anger_pareto(front, cfg.anger.coeff, out["anger_pareto"], prov)
     plots.wedding_decomposition(analysis, out["wedding_decomposition"], prov)
