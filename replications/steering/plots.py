@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from shared.figures import PALETTE, Provenance, apply_style, plt, save_figure
 
@@ -119,8 +120,7 @@ def steering_by_layer(sweep: dict[str, Any], png: Path, prov: Provenance) -> Non
                   linewidth=1, label=f"the write-up's depth ({sweep['writeup_depth']:.2f} x "
                   f"{sweep['n_layers']} layers)")
         a.set_xlabel("layer (hook_resid_pre)")
-        if sweep["n_layers"] <= 12:  # GPT-2 XL's 48: the default locator
-            a.set_xticks(range(sweep["n_layers"]))
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers: whole numbers
     ax.set_ylabel("P(successful rollout)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("ActAdd vectors added at each layer (dotted: unsteered)", fontsize=9)

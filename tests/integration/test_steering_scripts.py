@@ -134,6 +134,8 @@ ref, _ = sampling.generate_reference(m, prompt, vectors, u, 'blocks.1.hook_resid
 assert torch.equal(got.tokens, ref.tokens), (got.tokens, ref.tokens)
 rows = torch.randint(3, 300, (2, 24)); rows[:, 0] = eos
 loss = evaluation.spliced_loss(m, rows, vectors, 1, 4)
+recovered = actadd.cue_patching(m, pair, actadd.encode(tok, 'the bride went up to the door'))
+assert recovered.shape == (m.cfg.n_layers,) and abs(float(recovered[0]) - 1) < 1e-4, recovered
 assert loss.shape == (2, 2) and torch.isfinite(loss).all()
 print('ok', vec.vector.shape[0])
 """
@@ -141,7 +143,8 @@ print('ok', vec.vector.shape[0])
 
 def test_paper_path_gpt2_by_name(tmp_path):
     """GPT-2 loaded by name offline (as gpt2-xl is in the paper profile): ActAdd pair with
-    BOS = EOS = pad, cached steered generation equal to the uncached reference, spliced loss."""
+    BOS = EOS = pad, cached steered generation equal to the uncached reference, spliced loss,
+    cue patching."""
     from tokenizers import Tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 

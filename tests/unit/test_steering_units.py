@@ -2,6 +2,7 @@
 position hook, cached vs uncached generation, the sampler, vocabulary counting, Pareto
 frontiers, spliced-loss masking and the SAE-based vector constructions."""
 
+import copy
 import re
 
 import numpy as np
@@ -85,8 +86,6 @@ def test_actadd_vector_is_the_activation_difference(model):
 def test_cue_patching_finds_the_layer_that_reads_the_cue(model):
     """With attention (the only route between positions) left in one layer, patching the cue
     positions recovers all of the cue's effect at every layer up to that one and none after."""
-    import copy
-
     pair = actadd.pad_pair([0, 5, 6], [0, 7, 8, 9], pad_id=4)
     prompt = [0, 11, 12, 13]
     full = actadd.cue_patching(model, pair, prompt)
