@@ -52,6 +52,11 @@ class LMConfig:
     rotary_dim: int  # dimensions of each head that rotate: 0 with standard positions
     parallel_attn_mlp: bool  # GPT-NeoX/Pythia: attention and MLP read the same residual
     n_ctx: int
+    # GPT-Neo's local attention: the first `local_layers` layers see only the last
+    # `local_window` positions (themselves included). Off (0) gives GPT-2's shape; the steering
+    # stand-in uses it so that no layer before the steering depth can read a cue a few tokens back.
+    local_layers: int = 0
+    local_window: int = 2
 
     def __post_init__(self) -> None:
         check(self.n_layers >= 1, "lm.n_layers must be at least 1")
@@ -63,6 +68,9 @@ class LMConfig:
                   "lm.rotary_dim must be even and in (0, d_head] with rotary positions")
         else:
             check(self.rotary_dim == 0, "lm.rotary_dim must be 0 with standard positions")
+        check(0 <= self.local_layers <= self.n_layers,
+              "lm.local_layers must be in [0, n_layers]")
+        check(1 <= self.local_window < self.n_ctx, "lm.local_window must be in [1, n_ctx)")
 
 # ---------------------------------------------------------------------------------------------
 # Building
@@ -78,8 +86,16 @@ def _tl_config(cfg: LMConfig, d_vocab: int, seed: int, device: torch.device, fol
         normalization_type=norm, positional_embedding_type=cfg.positional_embedding_type,
         rotary_dim=cfg.rotary_dim if cfg.positional_embedding_type == "rotary" else None,
         parallel_attn_mlp=cfg.parallel_attn_mlp, seed=seed, device=str(device),
-        default_prepend_bos=True,
+        default_prepend_bos=True, **_local_attention(cfg),
     )
+
+
+def _local_attention(cfg: LMConfig) -> dict[str, Any]:
+    if cfg.local_layers == 0:
+        return {}
+    return {"use_local_attn": True, "window_size": cfg.local_window,
+            "attn_types": ["local"] * cfg.local_layers
+            + ["global"] * (cfg.n_layers - cfg.local_layers)}
 
 
 def build_model(

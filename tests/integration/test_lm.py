@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from shared import lm, lm_train, token_data
+from shared.config import ConfigError
 from shared.lm import LMConfig
 from shared.lm_train import LMTrainConfig, StandInConfig
 from shared.runtime import step_generator
@@ -130,6 +131,41 @@ def test_save_load_round_trip(tmp_path):
         assert diff < 1e-4
     toks = raw.to_tokens("the bride said")
     assert toks[0, 0].item() == 0 and raw.to_string(toks[0, 1:]) == "the bride said"
+
+
+def test_local_attention_layers(tmp_path):
+    """The first `local_layers` layers see only `local_window` positions: a token further back
+    changes nothing up to the first global layer, and everything after it; the KV cache and a
+    save/load round trip keep the window."""
+    from transformer_lens import TransformerLensKeyValueCache
+
+    cfg = model_cfg(n_layers=3, local_layers=2, local_window=2)
+    model = lm.build_model(cfg, V, seed=0)
+    assert [b.attn.attn_type for b in model.blocks] == ["local", "local", "global"]
+    x = torch.randint(3, V, (2, 12), generator=step_generator(0, 0))
+    y = x.clone()
+    y[:, 5] = (y[:, 5] + 1 - 3) % (V - 3) + 3  # 4 positions before the last of 10
+    with torch.no_grad():
+        _, cx = model.run_with_cache(x[:, :10])
+        _, cy = model.run_with_cache(y[:, :10])
+        # Two local layers of window 2 reach 2 positions back: the last position's residual
+        # is untouched into layer 2 (the global one) and differs after it.
+        assert torch.equal(cx["blocks.2.hook_resid_pre"][:, -1], cy["blocks.2.hook_resid_pre"][:, -1])
+        assert not torch.allclose(cx["blocks.2.hook_resid_post"][:, -1],
+                                  cy["blocks.2.hook_resid_post"][:, -1])
+        full = model(x)
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, 2)
+        ones = torch.ones_like  # as the steering sampler passes it (no tokenizer here)
+        steps = [model(x[:, :6], past_kv_cache=cache, attention_mask=ones(x[:, :6]))]
+        steps += [model(x[:, t:t + 1], past_kv_cache=cache, attention_mask=ones(x[:, :1]))
+                  for t in range(6, 12)]
+        assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+    lm.save_model(model, cfg, V, tmp_path / "m", None)
+    with torch.no_grad():
+        back = lm.load_model(tmp_path / "m", "cpu", processed=False)
+        assert torch.equal(back(x), full)
+    with pytest.raises(ConfigError, match="local_layers"):
+        model_cfg(n_layers=2, local_layers=3)
 
 
 def test_scripts_tokenize_and_train(tmp_path):
