@@ -61,7 +61,7 @@ def test_a_declared_sae_has_one_folder_under_its_owner(tmp_path):
     assert sorted(settings) == ["evaluation", "rows", "run", "sae", "site"]
     # The owner's values, unchanged: the dense threshold is its analysis.dense_frequency.
     assert settings["evaluation"]["dense_frequency"] == 0.5
-    assert settings["site"]["hook_name"] == "blocks.0.hook_resid_pre"
+    assert settings["site"]["hook_name"] == "blocks.1.hook_resid_pre"  # smoke: model.layer 1
 
 
 @pytest.mark.parametrize("declarations, message", [
