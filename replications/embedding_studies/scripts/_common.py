@@ -30,6 +30,16 @@ def add_model_args(p: argparse.ArgumentParser, tokens: bool = True) -> argparse.
     return p
 
 
+def _stand_in_label(model: Any) -> str:
+    """Figure label of the zoo stand-in: GPT-2's shape, and its local layers where it has any
+    (the steering stand-in's first layers attend locally, as GPT-Neo's do)."""
+    local = [i for i, kind in enumerate(model.cfg.attn_types or []) if kind == "local"]
+    if not local:
+        return "GPT-2-shaped stand-in"
+    layers = f"layer {local[0]}" if len(local) == 1 else f"layers {local[0]}-{local[-1]}"
+    return f"stand-in ({layers} local)"
+
+
 def model_and_rows(stage: str, args: argparse.Namespace, cfg: Config, rows: bool = True
                    ) -> tuple[Any, Any, str]:
     """The model (TransformerLens, default weight processing, frozen), the text rows (or
@@ -46,7 +56,7 @@ def model_and_rows(stage: str, args: argparse.Namespace, cfg: Config, rows: bool
         model = load_model(args.model, cfg.model.device, processed=True, frozen=True,
                            need_tokenizer=True)
         text = text_rows(cfg.text, tokens, model.tokenizer) if rows else None
-    label = "GPT-2-shaped stand-in" if stand_in else str(args.model)
+    label = _stand_in_label(model) if stand_in else str(args.model)
     print(f"[{stage}] {args.model}: {describe_model(model)}", file=sys.stderr)
     return model, text, label
 
