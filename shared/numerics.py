@@ -1,4 +1,5 @@
-"""Numerics pinned for every job, set before torch loads (so this module must not import it)."""
+"""Numerics and the memory allocator pinned for every job, set before torch loads (so this
+module must not import it)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,20 @@ import os
 # must not depend on bit-identity (README, "Numerics").
 PINNED_NUMERICS_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
+# glibc's allocator (read at process start, so this reaches the jobs a process starts, not the
+# process itself): by default it serves every block of 32 MiB or more with a fresh mmap and
+# unmaps it on free, so each large activation tensor ([rows, d_sae] pre-activations, [batch,
+# ctx, vocab] logits) is page-faulted and zeroed by the kernel on every use. Measured on a
+# 2-core AMD EPYC: a ReLU over [4096, 2048] fp32 took 4.0 ms per 1k rows against 0.67 with
+# these set, and a monosemanticity SAE job spent 41 s of 219 in the kernel against 1.2 s.
+# Serving from a heap that is never trimmed keeps the pages; peak memory is unchanged in kind
+# (the heap holds the largest working set). Allocation does not change any result (torch
+# aligns its blocks itself). Other C libraries ignore the variables.
+PINNED_ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+
 
 def pin_numerics_env() -> None:
-    """Set PINNED_NUMERICS_ENV where the user has not; effective for processes started after."""
-    for key, value in PINNED_NUMERICS_ENV.items():
+    """Set PINNED_NUMERICS_ENV and PINNED_ALLOCATOR_ENV where the user has not; effective
+    for processes started after (the kernels also for this one, before torch's first op)."""
+    for key, value in (PINNED_NUMERICS_ENV | PINNED_ALLOCATOR_ENV).items():
         os.environ.setdefault(key, value)
