@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import torch  # noqa: E402
+
 from shared.numerics import PINNED_ALLOCATOR_ENV  # noqa: E402
+from shared.runtime import load_average, machine_info  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time, torch
@@ -70,9 +72,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{q['count_ms']:.2f} ms; system CPU {d['system_s']:.2f} -> {q['system_s']:.2f} s")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
-                                        "pinned": PINNED_ALLOCATOR_ENV, "results": results},
-                                       indent=2) + "\n")
+        report = {"machine": machine_info(torch.device("cpu")), "load_average": load_average(),
+                  "pinned": PINNED_ALLOCATOR_ENV, "results": results}
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
