@@ -128,3 +128,16 @@ def test_reads_the_steering_stand_in_as_declared():
     # The studies read steering's stand-in LM (not its zoo SAE).
     assert pipeline.manifest("embedding_studies").models == ("gpt2-steering-stand-in",)
     assert "gpt2-steering-stand-in" in pipeline.manifest("steering").models
+
+
+@pytest.mark.parametrize("attn_types, label", [
+    (None, "GPT-2-shaped stand-in"),
+    (["global", "global"], "GPT-2-shaped stand-in"),
+    (["local", "global", "global"], "stand-in (layer 0 local)"),
+    (["local", "local", "global", "global"], "stand-in (layers 0-1 local)"),
+])
+def test_the_stand_in_label_names_its_local_layers(attn_types, label):
+    from types import SimpleNamespace
+
+    from replications.embedding_studies.scripts._common import _stand_in_label
+    assert _stand_in_label(SimpleNamespace(cfg=SimpleNamespace(attn_types=attn_types))) == label
